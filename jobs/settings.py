@@ -1,0 +1,126 @@
+"""One settings object, parsed once from ``CONVEYOR_*`` environment variables.
+
+Every variable is listed in README.md. Bad values fail fast with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A ``CONVEYOR_*`` variable has a value that cannot be used."""
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than zero")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be greater than zero")
+    return number
+
+
+def _str(value: str) -> str:
+    return value
+
+
+def broker_url_for_kombu(url: str) -> str:
+    """kombu has no ``valkey://`` transport (kombu#2245); Valkey speaks the Redis protocol."""
+    scheme, sep, rest = url.partition("://")
+    mapped = {"valkey": "redis", "valkeys": "rediss"}.get(scheme.lower())
+    return f"{mapped}{sep}{rest}" if mapped else url
+
+
+def _broker_url(value: str) -> str:
+    scheme = urlsplit(value).scheme.lower()
+    if scheme not in {"amqp", "pyamqp", "redis", "rediss", "valkey", "valkeys", "filesystem"}:
+        raise ValueError("scheme must be amqp, redis, rediss, valkey, valkeys or filesystem")
+    return broker_url_for_kombu(value)
+
+
+def _database_url(value: str) -> str:
+    scheme = urlsplit(value).scheme.lower()
+    if not (scheme.startswith("postgresql") or scheme.startswith("sqlite")):
+        raise ValueError("must be a postgresql:// or sqlite:/// URL")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    default_max_attempts: int = 5
+    retry_backoff_ms: int = 1000
+    retry_backoff_max_ms: int = 300_000
+    idempotency_ttl_hours: float = 24.0
+    max_body_bytes: int = 1_048_576
+    relay_interval_ms: int = 200
+    visibility_timeout_s: int = 3600
+    worker_concurrency: int = 2
+    worker_prefetch: int = 4
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    flower_port: int = 5555
+    log_level: str = "INFO"
+    sentry_dsn: str = ""
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "data_dir": ("CONVEYOR_DATA_DIR", Path),
+    "database_url": ("CONVEYOR_DATABASE_URL", _database_url),
+    "broker_url": ("CONVEYOR_BROKER_URL", _broker_url),
+    "default_max_attempts": ("CONVEYOR_DEFAULT_MAX_ATTEMPTS", _positive_int),
+    "retry_backoff_ms": ("CONVEYOR_RETRY_BACKOFF_MS", _positive_int),
+    "retry_backoff_max_ms": ("CONVEYOR_RETRY_BACKOFF_MAX_MS", _positive_int),
+    "idempotency_ttl_hours": ("CONVEYOR_IDEMPOTENCY_TTL_HOURS", _positive_float),
+    "max_body_bytes": ("CONVEYOR_MAX_BODY_BYTES", _positive_int),
+    "relay_interval_ms": ("CONVEYOR_RELAY_INTERVAL_MS", _positive_int),
+    "visibility_timeout_s": ("CONVEYOR_VISIBILITY_TIMEOUT_S", _positive_int),
+    "worker_concurrency": ("CONVEYOR_WORKER_CONCURRENCY", _positive_int),
+    "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", _positive_int),
+    "api_host": ("CONVEYOR_API_HOST", _str),
+    "api_port": ("CONVEYOR_API_PORT", _positive_int),
+    "flower_port": ("CONVEYOR_FLOWER_PORT", _positive_int),
+    "log_level": ("CONVEYOR_LOG_LEVEL", str.upper),
+    "sentry_dsn": ("CONVEYOR_SENTRY_DSN", _str),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from ``environ`` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        name, parse = _ENV[field.name]
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            values[field.name] = parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}={raw!r} is not valid: {exc}") from None
+    data_dir = Path(values.get("data_dir", Settings.data_dir)).resolve()
+    values["data_dir"] = data_dir
+    values.setdefault("database_url", f"sqlite:///{data_dir / 'conveyor.db'}")
+    values.setdefault("broker_url", "filesystem://")
+    return Settings(**values)
