@@ -1,0 +1,108 @@
+"""The Celery configuration and queue declarations shared by publishers and workers.
+
+It lives in ``jobs`` because the API and the outbox relay publish to the same queues the workers
+consume: a queue declared with other arguments on one side is refused by RabbitMQ on the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from jobs.settings import Settings
+
+QUEUES = ("default", "ocr", "imports", "maintenance")
+DEAD_LETTER_EXCHANGE = "conveyor.dead"
+DELIVERY_LIMIT = 5
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    return f"{queue}.dead"
+
+
+def _is_rabbitmq(settings: Settings) -> bool:
+    return settings.broker_url.startswith(("amqp", "pyamqp"))
+
+
+def work_queues(settings: Settings) -> list[Queue]:
+    """Work queues; on RabbitMQ quorum queues that hand poison messages to ``<queue>.dead``."""
+    if not _is_rabbitmq(settings):
+        return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+    return [
+        Queue(
+            name,
+            Exchange(name, type="direct"),
+            routing_key=name,
+            queue_arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                "x-dead-letter-routing-key": dead_letter_queue_name(name),
+            },
+        )
+        for name in QUEUES
+    ]
+
+
+def dead_letter_queues(settings: Settings) -> list[Queue]:
+    """Broker-side dead-letter queues: declared, never consumed by workers."""
+    exchange = Exchange(DEAD_LETTER_EXCHANGE, type="direct")
+    arguments = {"x-queue-type": "quorum"} if _is_rabbitmq(settings) else None
+    return [
+        Queue(
+            dead_letter_queue_name(name),
+            exchange,
+            routing_key=dead_letter_queue_name(name),
+            queue_arguments=arguments,
+        )
+        for name in QUEUES
+    ]
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    if settings.is_embedded_broker:
+        folder = str(settings.broker_dir / "messages")
+        return {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "control_folder": str(settings.broker_dir / "control"),
+            "polling_interval": 0.05,
+        }
+    if settings.broker_url.startswith(("redis", "rediss")):
+        return {"visibility_timeout": settings.visibility_timeout_s}
+    return {"confirm_publish": True}
+
+
+def ensure_broker_dirs(settings: Settings) -> None:
+    if settings.is_embedded_broker:
+        for name in ("messages", "control"):
+            (settings.broker_dir / name).mkdir(parents=True, exist_ok=True)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    ensure_broker_dirs(settings)
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": transport_options(settings),
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 4,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_queues": work_queues(settings),
+        "task_default_queue": "default",
+        "task_create_missing_queues": False,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_prefetch_multiplier": settings.worker_prefetch,
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_hijack_root_logger": False,
+        "broker_channel_error_retry": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

@@ -1,0 +1,219 @@
+"""The only module that changes a job's state. The API, the CLI and the workers all call it.
+
+Every function takes an open session and leaves committing to the caller, so that a state change
+and its outbox message are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from jobs.broker import QUEUES
+from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
+from jobs.settings import Settings
+from jobs.types import JOB_TYPES
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_BY_HAND = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
+CLAIMABLE = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.RUNNING})
+
+
+class JobNotFoundError(LookupError):
+    pass
+
+
+class InvalidJobError(ValueError):
+    """The submission does not fit its type; ``errors`` maps field names to messages."""
+
+    def __init__(self, errors: dict[str, Any]):
+        super().__init__("The job is not valid.")
+        self.errors = errors
+
+
+class JobConflictError(RuntimeError):
+    """The job's state does not allow the operation."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    type: str
+    payload: dict[str, Any]
+    queue: str | None = None
+    priority: int = 0
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+def validate_payload(job_type: str, payload: Any) -> dict[str, Any]:
+    """The payload as the type's schema loads it; raises InvalidJobError naming the fields."""
+    if job_type not in JOB_TYPES:
+        raise InvalidJobError({"type": [f"Unknown job type {job_type!r}."]})
+    if not isinstance(payload, dict):
+        raise InvalidJobError({"payload": ["Must be a JSON object."]})
+    try:
+        loaded: dict[str, Any] = JOB_TYPES[job_type].schema().load(payload)
+    except ValidationError as exc:
+        raise InvalidJobError({"payload": exc.messages}) from None
+    return loaded
+
+
+def submit(session: Session, settings: Settings, submission: Submission) -> Job:
+    """Record a queued job and its outbox message; the relay or the caller publishes it."""
+    payload = validate_payload(submission.type, submission.payload)
+    queue = submission.queue or JOB_TYPES[submission.type].queue
+    if queue not in QUEUES:
+        raise InvalidJobError({"queue": [f"Unknown queue {queue!r}; one of {', '.join(QUEUES)}."]})
+    job = Job(
+        id=uuid.uuid4(),
+        type=submission.type,
+        queue=queue,
+        priority=submission.priority,
+        payload=payload,
+        state=JobState.QUEUED,
+        attempts=0,
+        max_attempts=submission.max_attempts or settings.default_max_attempts,
+        dispatch=1,
+        run_at=submission.run_at,
+        correlation_id=submission.correlation_id,
+        causation_id=submission.causation_id,
+        created_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    _enqueue(session, job, available_at=submission.run_at)
+    return job
+
+
+def _enqueue(session: Session, job: Job, available_at: datetime | None = None) -> None:
+    session.add(
+        OutboxMessage(job_id=job.id, dispatch=job.dispatch, available_at=available_at or utcnow())
+    )
+
+
+def get(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
+    job = session.get(Job, job_id, with_for_update=for_update)
+    if job is None:
+        raise JobNotFoundError(f"No job with id {job_id}.")
+    return job
+
+
+def mark_started(session: Session, job_id: uuid.UUID, dispatch: int, worker: str) -> Job | None:
+    """Claim the job for this delivery; None when the message is stale or the job is over.
+
+    A job still ``running`` may be claimed again: that is a redelivery after its worker died.
+    """
+    job = get(session, job_id, for_update=True)
+    if job.dispatch != dispatch or job.state not in CLAIMABLE:
+        log.info("Skipping job %s: dispatch %d is stale or the job is %s.", job_id, dispatch, job.state)
+        return None
+    if job.cancel_requested:
+        _finish(job, JobState.CANCELLED)
+        return None
+    job.state = JobState.RUNNING
+    job.attempts += 1
+    job.started_at = utcnow()
+    job.next_retry_at = None
+    job.worker = worker
+    return job
+
+
+def mark_succeeded(session: Session, job: Job, result: Any) -> None:
+    job.result = result
+    job.error_type = job.error_message = None
+    job.progress = 100
+    _finish(job, JobState.SUCCEEDED)
+
+
+def mark_cancelled(session: Session, job: Job) -> None:
+    _finish(job, JobState.CANCELLED)
+
+
+def record_failure(
+    session: Session,
+    settings: Settings,
+    job: Job,
+    error: BaseException,
+    *,
+    retryable: bool,
+    delay_ms: int | None = None,
+) -> JobState:
+    """Retry with backoff while attempts remain, else fail; returns the state the job is left in."""
+    job.error_type = type(error).__name__
+    job.error_message = str(error)[:4000]
+    if not retryable or job.attempts >= job.max_attempts:
+        _finish(job, JobState.FAILED)
+        return JobState.FAILED
+    delay = delay_ms if delay_ms is not None else backoff_ms(settings, job.attempts)
+    job.state = JobState.RETRYING
+    job.dispatch += 1
+    job.next_retry_at = utcnow() + timedelta(milliseconds=delay)
+    _enqueue(session, job, available_at=job.next_retry_at)
+    return JobState.RETRYING
+
+
+def backoff_ms(settings: Settings, attempts: int) -> int:
+    """Exponential backoff with jitter: a random delay in [d/2, d], d doubling per attempt."""
+    ceiling = min(settings.retry_backoff_max_ms, settings.retry_backoff_ms * 2 ** (attempts - 1))
+    return random.randint(ceiling // 2, ceiling)
+
+
+def cancel(session: Session, job_id: uuid.UUID) -> Job:
+    """Cancel a waiting job at once; ask a running one to stop at its next check."""
+    job = get(session, job_id, for_update=True)
+    if job.state in FINISHED_STATES:
+        raise JobConflictError(f"Job {job_id} is already {job.state}.")
+    if job.state == JobState.RUNNING:
+        job.cancel_requested = True
+    else:
+        _finish(job, JobState.CANCELLED)
+        session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
+    return job
+
+
+def retry(session: Session, job_id: uuid.UUID) -> Job:
+    """Run a failed, dead or cancelled job again from its first attempt."""
+    job = get(session, job_id, for_update=True)
+    if job.state not in RETRYABLE_BY_HAND:
+        raise JobConflictError(f"Job {job_id} is {job.state}; only failed, dead or cancelled jobs retry.")
+    job.state = JobState.QUEUED
+    job.attempts = 0
+    job.dispatch += 1
+    job.cancel_requested = False
+    job.result = job.error_type = job.error_message = None
+    job.started_at = job.finished_at = job.next_retry_at = None
+    job.progress, job.progress_message = 0, None
+    _enqueue(session, job)
+    return job
+
+
+def report_progress(session: Session, job_id: uuid.UUID, percent: int, message: str | None) -> bool:
+    """Record progress; returns whether cancellation was asked for, for cooperative tasks."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING)
+        .values(progress=max(0, min(100, percent)), progress_message=(message or "")[:200] or None)
+    )
+    return is_cancel_requested(session, job_id)
+
+
+def is_cancel_requested(session: Session, job_id: uuid.UUID) -> bool:
+    job = session.get(Job, job_id, populate_existing=True)
+    return bool(job and job.cancel_requested)
+
+
+def _finish(job: Job, state: JobState) -> None:
+    job.state = state
+    job.finished_at = utcnow()
+    job.next_retry_at = None

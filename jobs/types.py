@@ -1,0 +1,59 @@
+"""The catalogue of job types: the one map from a type to its task, queue and payload schema.
+
+It feeds the API's validation, ``GET /v1/job-types`` and the workers' routing. Handlers live in
+``tasks/``; the worker binds each type here to its handler there, and a test checks both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marshmallow import INCLUDE, Schema, fields, validate
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    task_name: str
+    queue: str
+    schema: type[Schema]
+    description: str
+
+
+class EchoPayload(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class SleepPayload(Schema):
+    ms = fields.Integer(required=True, validate=validate.Range(min=0, max=3_600_000))
+
+
+class FailPayload(Schema):
+    times = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
+    permanent = fields.Boolean(load_default=False)
+    message = fields.String(load_default="failed on purpose", validate=validate.Length(max=500))
+
+
+JOB_TYPES: dict[str, JobType] = {
+    jt.name: jt
+    for jt in (
+        JobType(
+            "echo", "conveyor.diagnostics.echo", "default", EchoPayload, "Returns its payload."
+        ),
+        JobType(
+            "sleep",
+            "conveyor.diagnostics.sleep",
+            "default",
+            SleepPayload,
+            "Sleeps `ms` milliseconds; stops early when cancelled.",
+        ),
+        JobType(
+            "fail",
+            "conveyor.diagnostics.fail",
+            "default",
+            FailPayload,
+            "Raises a retriable error `times` times, then succeeds; `permanent` never succeeds.",
+        ),
+    )
+}
