@@ -40,7 +40,9 @@ class JobState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
+FINISHED_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD, JobState.CANCELLED}
+)
 
 
 class Base(DeclarativeBase):

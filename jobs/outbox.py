@@ -79,7 +79,10 @@ def publish_due(
         ).all()
         if not claimed:
             return 0
-        jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_([c[0] for c in claimed])))}
+        jobs = {
+            job.id: job
+            for job in session.scalars(select(Job).where(Job.id.in_([c[0] for c in claimed])))
+        }
         for job_id, dispatch in claimed:
             publisher.publish(jobs[job_id], dispatch)
     return len(claimed)

@@ -116,7 +116,9 @@ def mark_started(session: Session, job_id: uuid.UUID, dispatch: int, worker: str
     """
     job = get(session, job_id, for_update=True)
     if job.dispatch != dispatch or job.state not in CLAIMABLE:
-        log.info("Skipping job %s: dispatch %d is stale or the job is %s.", job_id, dispatch, job.state)
+        log.info(
+            "Skipping job %s: dispatch %d is stale or the job is %s.", job_id, dispatch, job.state
+        )
         return None
     if job.cancel_requested:
         _finish(job, JobState.CANCELLED)
@@ -186,7 +188,9 @@ def retry(session: Session, job_id: uuid.UUID) -> Job:
     """Run a failed, dead or cancelled job again from its first attempt."""
     job = get(session, job_id, for_update=True)
     if job.state not in RETRYABLE_BY_HAND:
-        raise JobConflictError(f"Job {job_id} is {job.state}; only failed, dead or cancelled jobs retry.")
+        raise JobConflictError(
+            f"Job {job_id} is {job.state}; only failed, dead or cancelled jobs retry."
+        )
     job.state = JobState.QUEUED
     job.attempts = 0
     job.dispatch += 1

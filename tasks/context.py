@@ -1,0 +1,21 @@
+"""What a handler may ask of the platform while it runs, without touching the database itself."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tasks.errors import JobCancelledError
+
+
+@dataclass(frozen=True)
+class JobContext:
+    job_id: uuid.UUID
+    attempt: int
+    report: Callable[[int, str | None], bool]
+
+    def progress(self, percent: int, message: str | None = None) -> None:
+        """Record progress; raises JobCancelledError if the job was cancelled meanwhile."""
+        if self.report(percent, message):
+            raise JobCancelledError(f"Job {self.job_id} was cancelled.")

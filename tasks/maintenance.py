@@ -1,0 +1,30 @@
+"""Scheduled maintenance run by beat; plain Celery tasks, not jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobs.models import IdempotencyKey, utcnow
+from jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def purge_expired_idempotency_keys(settings: Settings, sessions: sessionmaker[Session]) -> int:
+    with sessions.begin() as session:
+        deleted = session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow())
+        )
+    count: int = deleted.rowcount  # type: ignore[attr-defined]
+    log.info("Purged %d expired idempotency keys.", count)
+    return count
+
+
+MAINTENANCE_TASKS: dict[str, Callable[[Settings, sessionmaker[Session]], Any]] = {
+    "conveyor.maintenance.purge_expired_idempotency_keys": purge_expired_idempotency_keys,
+}

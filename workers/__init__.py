@@ -1,0 +1,1 @@
+"""Celery workers: the app factory, queues and the lifecycle task class."""

@@ -1,0 +1,60 @@
+"""The Celery app factory; ``celery -A workers.app worker`` finds the module-level ``app``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from jobs.broker import celery_config, dead_letter_queues
+from jobs.observability import configure_logging, init_sentry
+from jobs.settings import Settings, load_settings
+from jobs.types import JOB_TYPES
+from schedules.beat import BEAT_SCHEDULE
+from tasks import HANDLERS
+from tasks.maintenance import MAINTENANCE_TASKS
+from workers.base import JobTask, Runtime
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("conveyor", set_as_current=False)
+    app.config_from_object(celery_config(settings))
+    app.conf.beat_schedule = BEAT_SCHEDULE
+    app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
+    runtime = Runtime(settings)
+    for job_type in JOB_TYPES.values():
+        attrs = {
+            "name": job_type.task_name,
+            "runtime": runtime,
+            "handler": staticmethod(HANDLERS[job_type.name]),
+            "job_type": job_type.name,
+        }
+        app.register_task(type(f"{job_type.name.title()}Task", (JobTask,), attrs)())
+    for name, function in MAINTENANCE_TASKS.items():
+        app.task(name=name, queue="maintenance")(_bind_runtime(function, runtime))
+    _declare_dead_letter_queues_on_start(app, settings)
+    return app
+
+
+def _bind_runtime(function: Any, runtime: Runtime) -> Any:
+    def run() -> Any:
+        return function(runtime.settings, runtime.sessions)
+
+    return run
+
+
+def _declare_dead_letter_queues_on_start(app: Celery, settings: Settings) -> None:
+    """The work queues hand poison messages to these; without them RabbitMQ would drop them."""
+
+    def declare(sender: Any = None, **_: Any) -> None:
+        with app.connection_for_write() as connection:
+            for queue in dead_letter_queues(settings):
+                queue.bind(connection.default_channel).declare()
+
+    signals.worker_ready.connect(declare, weak=False)
+
+
+settings = load_settings()
+configure_logging(settings)
+init_sentry(settings, component="worker")
+app = make_celery(settings)
