@@ -1,0 +1,96 @@
+"""The deployment files, checked by parsing: no Docker engine is needed."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+README = ROOT / "README.md"
+INFRASTRUCTURE = {"postgres", "rabbitmq", "redis"}
+
+
+@pytest.fixture(scope="module")
+def services() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+@pytest.fixture(scope="module")
+def app_services(services: dict) -> dict:
+    return {name: spec for name, spec in services.items() if "build" in spec}
+
+
+def _dependencies(spec: dict) -> dict:
+    """``depends_on`` as a mapping, whether written as a list or in long form."""
+    depends_on = spec.get("depends_on", {})
+    return {name: {} for name in depends_on} if isinstance(depends_on, list) else depends_on
+
+
+def _published_ports(spec: dict) -> set[str]:
+    return {str(port).rsplit(":", 1)[-1] for port in spec.get("ports", [])}
+
+
+def test_every_service_named_in_depends_on_exists(services: dict) -> None:
+    for name, spec in services.items():
+        missing = set(_dependencies(spec)) - set(services)
+        assert not missing, f"{name} depends on undefined services {missing}"
+
+
+def test_every_service_waited_on_as_healthy_has_a_healthcheck(services: dict) -> None:
+    for name, spec in services.items():
+        for dependency, options in _dependencies(spec).items():
+            if options.get("condition") == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits on {dependency}"
+
+
+def test_every_app_service_runs_a_conveyor_command(app_services: dict) -> None:
+    from jobs.cli import main
+
+    assert set(app_services) >= {"migrate", "api", "worker", "beat", "relay", "flower"}
+    for name, spec in app_services.items():
+        command = spec["command"]
+        argv = shlex.split(command) if isinstance(command, str) else command
+        assert argv[0] == "conveyor", f"{name} runs {argv[0]!r}"
+        assert argv[1] in main.commands, f"{name} runs unknown subcommand {argv[1]!r}"
+
+
+def test_the_infrastructure_services_have_healthchecks(services: dict) -> None:
+    for name in INFRASTRUCTURE:
+        assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
+
+
+def test_the_api_publishes_port_8000(services: dict) -> None:
+    assert "8000" in _published_ports(services["api"])
+
+
+def test_migrations_run_once_before_the_app_starts(services: dict) -> None:
+    assert services["migrate"]["restart"] == "no"
+    for name in ("api", "worker", "beat", "relay"):
+        condition = _dependencies(services[name])["migrate"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_every_conveyor_variable_in_the_deployment_files_is_documented() -> None:
+    assert README.exists(), "README.md is missing: it must hold the settings table"
+    readme = README.read_text()
+    used = set(
+        re.findall(r"CONVEYOR_[A-Z0-9_]+", COMPOSE_FILE.read_text() + DOCKERFILE.read_text())
+    )
+    undocumented = sorted(name for name in used if f"`{name}`" not in readme)
+    assert not undocumented, f"README.md does not document {undocumented}"
+
+
+def test_the_image_is_python_3_11_or_newer_with_tesseract() -> None:
+    dockerfile = DOCKERFILE.read_text()
+    base = re.search(r"^FROM\s+python:3\.(\d+)", dockerfile, re.MULTILINE)
+    assert base and int(base.group(1)) >= 11, "the base image must be python:3.11 or newer"
+    assert re.search(r"apt-get install[^\n]*\btesseract-ocr\b", dockerfile)
+
+
+def test_the_image_runs_as_a_non_root_user() -> None:
+    users = re.findall(r"^USER\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}
