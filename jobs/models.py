@@ -1,4 +1,4 @@
-"""The tables. Only ``jobs.service`` changes a job's state; Alembic is the only way the schema is made."""
+"""The tables. Only ``jobs.service`` changes a job's state; only Alembic makes the schema."""
 
 from __future__ import annotations
 
@@ -40,9 +40,7 @@ class JobState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-FINISHED_STATES = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD, JobState.CANCELLED}
-)
+FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 
 
 class Base(DeclarativeBase):
@@ -80,6 +78,18 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as the API and the CLI show it."""
+        error = {"type": self.error_type, "message": self.error_message} if self.error_type else None
+        shown = ("id", "type", "queue", "priority", "state", "attempts", "max_attempts", "payload")
+        shown += ("result", "cancel_requested", "correlation_id", "causation_id", "worker")
+        shown += ("run_at", "created_at", "started_at", "finished_at", "next_retry_at")
+        return {
+            **{name: getattr(self, name) for name in shown},
+            "error": error,
+            "progress": {"percent": self.progress, "message": self.progress_message},
+        }
 
 
 class OutboxMessage(Base):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterable
 
 from celery import Celery
@@ -54,7 +55,7 @@ def publish_due(
     sessions: sessionmaker[Session],
     publisher: Publisher,
     *,
-    ids: Iterable[int] | None = None,
+    job_ids: Iterable[uuid.UUID] | None = None,
     limit: int = 200,
 ) -> int:
     """Claim due outbox rows, publish them, and commit; returns how many were published.
@@ -68,8 +69,8 @@ def publish_due(
             .order_by(OutboxMessage.id)
             .limit(limit)
         )
-        if ids is not None:
-            due = due.where(OutboxMessage.id.in_(list(ids)))
+        if job_ids is not None:
+            due = due.where(OutboxMessage.job_id.in_(list(job_ids)))
         if session.bind is not None and session.bind.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         claimed = session.execute(
@@ -80,8 +81,7 @@ def publish_due(
         if not claimed:
             return 0
         jobs = {
-            job.id: job
-            for job in session.scalars(select(Job).where(Job.id.in_([c[0] for c in claimed])))
+            job.id: job for job in session.scalars(select(Job).where(Job.id.in_([c[0] for c in claimed])))
         }
         for job_id, dispatch in claimed:
             publisher.publish(jobs[job_id], dispatch)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from jobs.broker import QUEUES
@@ -97,9 +97,7 @@ def submit(session: Session, settings: Settings, submission: Submission) -> Job:
 
 
 def _enqueue(session: Session, job: Job, available_at: datetime | None = None) -> None:
-    session.add(
-        OutboxMessage(job_id=job.id, dispatch=job.dispatch, available_at=available_at or utcnow())
-    )
+    session.add(OutboxMessage(job_id=job.id, dispatch=job.dispatch, available_at=available_at or utcnow()))
 
 
 def get(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
@@ -109,6 +107,25 @@ def get(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> Job
     return job
 
 
+def list_jobs(
+    session: Session,
+    limit: int,
+    *,
+    type: str | None = None,
+    state: str | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Job]:
+    """Newest first; ``before`` is the (created_at, id) of the last job of the previous page."""
+    statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if type is not None:
+        statement = statement.where(Job.type == type)
+    if state is not None:
+        statement = statement.where(Job.state == state)
+    if before is not None:
+        statement = statement.where(tuple_(Job.created_at, Job.id) < before)
+    return list(session.scalars(statement))
+
+
 def mark_started(session: Session, job_id: uuid.UUID, dispatch: int, worker: str) -> Job | None:
     """Claim the job for this delivery; None when the message is stale or the job is over.
 
@@ -116,9 +133,7 @@ def mark_started(session: Session, job_id: uuid.UUID, dispatch: int, worker: str
     """
     job = get(session, job_id, for_update=True)
     if job.dispatch != dispatch or job.state not in CLAIMABLE:
-        log.info(
-            "Skipping job %s: dispatch %d is stale or the job is %s.", job_id, dispatch, job.state
-        )
+        log.info("Skipping job %s: dispatch %d is stale or the job is %s.", job_id, dispatch, job.state)
         return None
     if job.cancel_requested:
         _finish(job, JobState.CANCELLED)
@@ -188,9 +203,7 @@ def retry(session: Session, job_id: uuid.UUID) -> Job:
     """Run a failed, dead or cancelled job again from its first attempt."""
     job = get(session, job_id, for_update=True)
     if job.state not in RETRYABLE_BY_HAND:
-        raise JobConflictError(
-            f"Job {job_id} is {job.state}; only failed, dead or cancelled jobs retry."
-        )
+        raise JobConflictError(f"Job {job_id} is {job.state}; only failed, dead or cancelled jobs retry.")
     job.state = JobState.QUEUED
     job.attempts = 0
     job.dispatch += 1

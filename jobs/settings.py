@@ -72,6 +72,7 @@ class Settings:
     worker_prefetch: int = 4
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    flower_host: str = "127.0.0.1"
     flower_port: int = 5555
     log_level: str = "INFO"
     sentry_dsn: str = ""
@@ -100,6 +101,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", _positive_int),
     "api_host": ("CONVEYOR_API_HOST", _str),
     "api_port": ("CONVEYOR_API_PORT", _positive_int),
+    "flower_host": ("CONVEYOR_FLOWER_HOST", _str),
     "flower_port": ("CONVEYOR_FLOWER_PORT", _positive_int),
     "log_level": ("CONVEYOR_LOG_LEVEL", str.upper),
     "sentry_dsn": ("CONVEYOR_SENTRY_DSN", _str),

@@ -38,9 +38,7 @@ class FailPayload(Schema):
 JOB_TYPES: dict[str, JobType] = {
     jt.name: jt
     for jt in (
-        JobType(
-            "echo", "conveyor.diagnostics.echo", "default", EchoPayload, "Returns its payload."
-        ),
+        JobType("echo", "conveyor.diagnostics.echo", "default", EchoPayload, "Returns its payload."),
         JobType(
             "sleep",
             "conveyor.diagnostics.sleep",

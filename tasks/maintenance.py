@@ -17,9 +17,7 @@ log = logging.getLogger(__name__)
 
 def purge_expired_idempotency_keys(settings: Settings, sessions: sessionmaker[Session]) -> int:
     with sessions.begin() as session:
-        deleted = session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow())
-        )
+        deleted = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
     count: int = deleted.rowcount  # type: ignore[attr-defined]
     log.info("Purged %d expired idempotency keys.", count)
     return count

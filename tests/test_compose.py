@@ -77,9 +77,7 @@ def test_migrations_run_once_before_the_app_starts(services: dict) -> None:
 def test_every_conveyor_variable_in_the_deployment_files_is_documented() -> None:
     assert README.exists(), "README.md is missing: it must hold the settings table"
     readme = README.read_text()
-    used = set(
-        re.findall(r"CONVEYOR_[A-Z0-9_]+", COMPOSE_FILE.read_text() + DOCKERFILE.read_text())
-    )
+    used = set(re.findall(r"CONVEYOR_[A-Z0-9_]+", COMPOSE_FILE.read_text() + DOCKERFILE.read_text()))
     undocumented = sorted(name for name in used if f"`{name}`" not in readme)
     assert not undocumented, f"README.md does not document {undocumented}"
 

@@ -1,0 +1,32 @@
+"""The HTTP API: an app factory; the module-level app lives only in ``api.wsgi``."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from api import errors, health, job_types, jobs
+from api.runtime import ApiRuntime
+from jobs.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask("conveyor")
+    app.config.update(
+        API_TITLE="Conveyor",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["conveyor"] = ApiRuntime(settings)
+    api = Api(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    errors.register(app)
+    for blueprint in (jobs.blp, job_types.blp, health.blp):
+        api.register_blueprint(blueprint)
+    app.add_url_rule("/docs", "docs", health.docs_page)
+    return app

@@ -1,0 +1,71 @@
+"""One error shape for every failure: ``{code, status, message, errors?}``, never HTML."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, NoReturn
+
+from flask import Flask, Response, jsonify, request
+from flask_smorest import abort as smorest_abort
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+
+log = logging.getLogger(__name__)
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def abort(status: int, message: str, **kwargs: Any) -> NoReturn:
+    smorest_abort(status, message=message, **kwargs)
+    raise AssertionError("unreachable")
+
+
+def error_response(status: int, message: str, errors: Any = None) -> Response:
+    body: dict[str, Any] = {
+        "code": status,
+        "status": HTTPStatus(status).phrase,
+        "message": message,
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    app.before_request(_require_json_body)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _require_json_body() -> None:
+    if request.method in BODY_METHODS and request.content_length and not request.is_json:
+        raise UnsupportedMediaType(
+            f"Send the body as application/json, not {request.mimetype or 'no content type'}."
+        )
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    data = getattr(exc, "data", {}) or {}
+    errors = data.get("errors") or data.get("messages")
+    message = data.get("message") or _describe(status, errors) or exc.description
+    response = error_response(status, message, errors)
+    for name, value in (data.get("headers") or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _describe(status: int, errors: Any) -> str | None:
+    """A plainer message than werkzeug's for webargs' parse errors."""
+    if status == 400 and isinstance(errors, dict) and "json" in errors:
+        return "The request body is not valid JSON."
+    if status == 422 and errors:
+        return "The request is not valid; see errors for each field."
+    return None
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    log.error("Unexpected error serving %s %s.", request.method, request.path, exc_info=exc)
+    return error_response(500, "The server failed to handle this request; it has been logged.")

@@ -1,0 +1,65 @@
+"""Liveness and readiness probes (public), and a self-contained docs page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import text
+
+from api.errors import error_response
+from api.runtime import runtime
+from jobs.migrate import pending_migrations
+
+blp = Blueprint("health", __name__, url_prefix="/health", description="Probes.")
+
+
+@blp.route("/live")
+class Live(MethodView):
+    def get(self) -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+
+@blp.route("/ready")
+class Ready(MethodView):
+    def get(self) -> Any:
+        """Ready when the database answers, its schema is at head, and the broker answers."""
+        reasons = readiness_problems()
+        if reasons:
+            response = error_response(503, "Not ready: " + "; ".join(reasons), reasons)
+            return response
+        return {"status": "ok"}
+
+
+def readiness_problems() -> list[str]:
+    rt = runtime()
+    reasons = []
+    try:
+        with rt.sessions() as session:
+            session.execute(text("SELECT 1"))
+        pending = pending_migrations(rt.sessions.kw["bind"])
+        if pending:
+            reasons.append(f"database migrations are not at head ({len(pending)} pending)")
+    except Exception as exc:
+        reasons.append(f"database unreachable: {type(exc).__name__}")
+    try:
+        rt.publisher.ping()
+    except Exception as exc:
+        reasons.append(f"broker unreachable: {type(exc).__name__}")
+    return reasons
+
+
+DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Conveyor API</title>
+<style>body{font:15px system-ui;margin:2rem;max-width:60rem}code{background:#eee;padding:0 .3em}
+li{margin:.3em 0}</style></head><body><h1>Conveyor API</h1>
+<p>The machine-readable document is <a href="/openapi.json">/openapi.json</a>.</p><ul id="ops"></ul>
+<script>fetch('/openapi.json').then(r=>r.json()).then(spec=>{const ul=document.getElementById('ops');
+for(const [path,ops] of Object.entries(spec.paths))for(const [m,op] of Object.entries(ops)){
+const li=document.createElement('li');li.innerHTML='<code>'+m.toUpperCase()+' '+path+'</code> ';
+li.append(op.summary||op.description||'');ul.append(li);}});</script></body></html>"""
+
+
+def docs_page() -> tuple[str, int, dict[str, str]]:
+    return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}

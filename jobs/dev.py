@@ -1,0 +1,93 @@
+"""``conveyor dev``: the whole platform on this machine, in one command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import click
+
+from jobs import tokens
+from jobs.db import make_engine, make_sessionmaker
+from jobs.migrate import upgrade
+from jobs.settings import Settings, load_settings
+
+PROCESSES = ("api", "worker", "beat", "relay", "flower")
+
+
+@click.command()
+@click.option("--port", type=int, help="API port (default: CONVEYOR_API_PORT)")
+def dev(port: int | None) -> None:
+    """Migrate, then run the API, a worker, beat, the relay and Flower until Ctrl-C."""
+    settings = load_settings()
+    upgrade()
+    token = _dev_token(settings)
+    api_url = f"http://{settings.api_host}:{port or settings.api_port}"
+    children = {name: _spawn(name, port) for name in PROCESSES}
+    click.echo(
+        f"Conveyor is up: API {api_url}/docs, Flower http://{settings.flower_host}:{settings.flower_port}"
+    )
+    example = shlex.quote(json.dumps({"type": "echo", "payload": {"hello": "world"}}))
+    click.echo(
+        f"Submit a first job: curl -s -X POST {api_url}/v1/jobs -H 'Authorization: Bearer {token}' "
+        f"-H 'Content-Type: application/json' -d {example}"
+    )
+    click.echo(f"  or: conveyor submit echo --payload {shlex.quote(json.dumps({'hello': 'world'}))} --wait")
+    sys.exit(_supervise(children))
+
+
+def _dev_token(settings: Settings) -> str:
+    """An admin token for this machine, kept in the data folder so it survives restarts."""
+    path = settings.data_dir / "dev-token"
+    sessions = make_sessionmaker(make_engine(settings))
+    if path.exists():
+        token = path.read_text().strip()
+        with sessions() as session:
+            if tokens.authenticate(session, token) is not None:
+                return token
+    with sessions.begin() as session:
+        token = tokens.create_token(session, "dev", ["admin"])
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def _spawn(name: str, port: int | None) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "jobs.cli", name]
+    if name == "api" and port:
+        argv += ["--port", str(port)]
+    return subprocess.Popen(argv, env=os.environ.copy())
+
+
+def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
+    """Wait until Ctrl-C or until one process dies; then stop them all."""
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                click.echo(f"conveyor dev: {name} exited with {child.returncode}; stopping.", err=True)
+                code, stopping = 1, True
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    for child in children.values():
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return code

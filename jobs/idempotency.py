@@ -1,0 +1,105 @@
+"""Idempotency keys for POSTs, scoped to the caller's token.
+
+A key is first recorded as in flight in its own transaction, so a concurrent request with the same
+key sees it and gets a 409; the response is stored in the transaction that does the work, so a
+replay returns exactly what the first request answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from jobs.models import IdempotencyKey, utcnow
+
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+class KeyInFlightError(RuntimeError):
+    pass
+
+
+class KeyReusedError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: Any
+    location: str | None
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def begin(
+    session: Session, token_id: uuid.UUID, key: str, fingerprint: str, ttl: timedelta
+) -> StoredResponse | None:
+    """Claim ``key`` for this request, or return the response stored for it.
+
+    Raises KeyInFlightError while another request holds it, KeyReusedError for another body.
+    """
+    now = utcnow()
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.token_id == token_id,
+            IdempotencyKey.key == key,
+            (IdempotencyKey.expires_at < now)
+            | (
+                IdempotencyKey.response_status.is_(None) & (IdempotencyKey.created_at < now - ABANDONED_AFTER)
+            ),
+        )
+    )
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    claimed = session.execute(
+        insert(IdempotencyKey)
+        .values(
+            token_id=token_id,
+            key=key,
+            request_hash=fingerprint,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+        .on_conflict_do_nothing()
+    )
+    if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        return None
+    existing = session.scalars(
+        select(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key)
+    ).one()
+    if existing.request_hash != fingerprint:
+        raise KeyReusedError(f"Idempotency key {key!r} was already used with another request.")
+    if existing.response_status is None:
+        raise KeyInFlightError(f"A request with idempotency key {key!r} is still in flight.")
+    return StoredResponse(existing.response_status, existing.response_body, existing.response_location)
+
+
+def complete(session: Session, token_id: uuid.UUID, key: str, response: StoredResponse) -> None:
+    row = session.get(IdempotencyKey, (token_id, key))
+    if row is not None:
+        row.response_status = response.status
+        row.response_body = response.body
+        row.response_location = response.location
+
+
+def release(session: Session, token_id: uuid.UUID, key: str) -> None:
+    """Forget an in-flight key whose request failed, so the client can try again."""
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.token_id == token_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.response_status.is_(None),
+        )
+    )
