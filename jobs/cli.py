@@ -54,7 +54,7 @@ def migrate(ctx: Context) -> None:
     """Bring the database schema to head."""
     from jobs.migrate import upgrade
 
-    upgrade()
+    upgrade(ctx.settings)
     click.echo("The database is at head.", err=True)
 
 

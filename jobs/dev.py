@@ -26,7 +26,7 @@ PROCESSES = ("api", "worker", "beat", "relay", "flower")
 def dev(port: int | None) -> None:
     """Migrate, then run the API, a worker, beat, the relay and Flower until Ctrl-C."""
     settings = load_settings()
-    upgrade()
+    upgrade(settings)
     token = _dev_token(settings)
     api_url = f"http://{settings.api_host}:{port or settings.api_port}"
     children = {name: _spawn(name, port) for name in PROCESSES}

@@ -10,18 +10,21 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from jobs.settings import Settings
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config() -> Config:
+def alembic_config(settings: Settings | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["settings"] = settings
     return config
 
 
-def upgrade(revision: str = "head") -> None:
-    """Migrate the database named by ``CONVEYOR_DATABASE_URL`` (env.py reads the settings)."""
-    command.upgrade(alembic_config(), revision)
+def upgrade(settings: Settings | None = None, revision: str = "head") -> None:
+    """Migrate the database named by ``settings`` (default: the environment's settings)."""
+    command.upgrade(alembic_config(settings), revision)
 
 
 def pending_migrations(engine: Engine) -> list[str]:

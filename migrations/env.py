@@ -11,7 +11,7 @@ ADVISORY_LOCK_ID = 7_240_311
 
 
 def run_migrations_online() -> None:
-    settings = load_settings()
+    settings = context.config.attributes.get("settings") or load_settings()
     engine = make_engine(settings)
     with engine.connect() as connection:
         is_postgres = connection.dialect.name == "postgresql"
