@@ -50,7 +50,7 @@ def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     data = getattr(exc, "data", {}) or {}
     errors = data.get("errors") or data.get("messages")
-    message = data.get("message") or _describe(status, errors) or exc.description
+    message = data.get("message") or _describe(status, errors) or exc.description or ""
     response = error_response(status, message, errors)
     for name, value in (data.get("headers") or {}).items():
         response.headers[name] = value

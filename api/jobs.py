@@ -25,7 +25,7 @@ from jobs.outbox import publish_due
 log = logging.getLogger(__name__)
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs.")
-SECURITY = [{"bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 IDEMPOTENCY_HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
 
 

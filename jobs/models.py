@@ -43,6 +43,13 @@ class JobState(enum.StrEnum):
 FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 
 
+SHOWN_COLUMNS = (
+    *("id", "type", "queue", "priority", "state", "attempts", "max_attempts", "payload", "result"),
+    *("cancel_requested", "correlation_id", "causation_id", "worker", "run_at", "created_at"),
+    *("started_at", "finished_at", "next_retry_at"),
+)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -82,11 +89,8 @@ class Job(Base):
     def to_dict(self) -> dict[str, Any]:
         """The job as the API and the CLI show it."""
         error = {"type": self.error_type, "message": self.error_message} if self.error_type else None
-        shown = ("id", "type", "queue", "priority", "state", "attempts", "max_attempts", "payload")
-        shown += ("result", "cancel_requested", "correlation_id", "causation_id", "worker")
-        shown += ("run_at", "created_at", "started_at", "finished_at", "next_retry_at")
         return {
-            **{name: getattr(self, name) for name in shown},
+            **{name: getattr(self, name) for name in SHOWN_COLUMNS},
             "error": error,
             "progress": {"percent": self.progress, "message": self.progress_message},
         }

@@ -33,7 +33,7 @@ class Runtime:
         return make_sessionmaker(make_engine(self.settings))
 
 
-class JobTask(Task):  # type: ignore[misc]
+class JobTask(Task):
     """Claims the job, runs the handler, and records the outcome on the job row.
 
     Outcomes: success; ``PermanentError`` or an invalid payload fails at once; anything else is

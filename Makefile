@@ -1,0 +1,36 @@
+# One command each: `make dev` runs the platform on the embedded default, `make test` runs every check.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: install dev test lint typecheck bench services clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: install
+	$(VENV)/bin/conveyor dev
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest
+
+bench: install
+	$(PY) bench/throughput.py
+
+services:
+	bash .ci/services.sh
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
