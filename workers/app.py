@@ -19,6 +19,7 @@ from workers.base import JobTask, Runtime
 def make_celery(settings: Settings) -> Celery:
     app = Celery("conveyor", set_as_current=False)
     app.config_from_object(celery_config(settings))
+    app.conf.task_routes = {name: {"queue": "maintenance"} for name in MAINTENANCE_TASKS}
     app.conf.beat_schedule = BEAT_SCHEDULE
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     runtime = Runtime(settings)
@@ -31,7 +32,7 @@ def make_celery(settings: Settings) -> Celery:
         }
         app.register_task(type(f"{job_type.name.title()}Task", (JobTask,), attrs)())
     for name, function in MAINTENANCE_TASKS.items():
-        app.task(name=name, queue="maintenance")(_bind_runtime(function, runtime))
+        app.task(name=name, shared=False)(_bind_runtime(function, runtime))
     _declare_dead_letter_queues_on_start(app, settings)
     return app
 

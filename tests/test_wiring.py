@@ -1,0 +1,59 @@
+"""Static wiring: settings parsing, the type catalogue, handlers, beat and the schema."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from jobs.settings import SettingsError, load_settings
+from jobs.types import JOB_TYPES
+from schedules.beat import BEAT_SCHEDULE
+from tasks import HANDLERS
+from workers.app import make_celery
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_valkey_urls_are_handed_to_kombu_as_redis_urls() -> None:
+    assert load_settings({"CONVEYOR_BROKER_URL": "valkey://h:6379/0"}).broker_url == "redis://h:6379/0"
+    assert load_settings({"CONVEYOR_BROKER_URL": "valkeys://h:6380/1"}).broker_url == "rediss://h:6380/1"
+
+
+def test_embedded_default_needs_no_service(tmp_path: Path) -> None:
+    settings = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'conveyor.db'}"
+    assert settings.is_embedded_broker
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CONVEYOR_BROKER_URL", "kafka://x"),
+        ("CONVEYOR_DATABASE_URL", "mysql://x"),
+        ("CONVEYOR_DEFAULT_MAX_ATTEMPTS", "0"),
+        ("CONVEYOR_API_PORT", "eighty"),
+    ],
+)
+def test_bad_settings_fail_fast_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})
+
+
+def test_every_job_type_has_a_handler_and_every_handler_a_type() -> None:
+    assert set(JOB_TYPES) == set(HANDLERS)
+
+
+def test_every_job_type_and_beat_entry_names_a_registered_task(tmp_path: Path) -> None:
+    app = make_celery(load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)}))
+    names = {jt.task_name for jt in JOB_TYPES.values()} | {e["task"] for e in BEAT_SCHEDULE.values()}
+    assert names <= set(app.tasks)
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    source = (ROOT / "jobs" / "settings.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    variables = set(re.findall(r'"(CONVEYOR_[A-Z_]+)"', source))
+    assert variables
+    assert sorted(v for v in variables if f"`{v}`" not in readme) == []
