@@ -14,7 +14,6 @@ from jobs.settings import Settings
 
 QUEUES = ("default", "ocr", "imports", "maintenance")
 DEAD_LETTER_EXCHANGE = "conveyor.dead"
-DELIVERY_LIMIT = 5
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -36,7 +35,7 @@ def work_queues(settings: Settings) -> list[Queue]:
             routing_key=name,
             queue_arguments={
                 "x-queue-type": "quorum",
-                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-delivery-limit": settings.delivery_limit,
                 "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
                 "x-dead-letter-routing-key": dead_letter_queue_name(name),
             },

@@ -96,7 +96,8 @@ def flower(ctx: Context) -> None:
 @main.command()
 @pass_context
 def relay(ctx: Context) -> None:
-    """Publish jobs whose publish was deferred (broker down, retries, run_at)."""
+    """Move messages between database and broker: the outbox out, dead letters in."""
+    from jobs.indexer import run_indexer
     from jobs.observability import configure_logging
     from jobs.outbox import run_relay
 
@@ -104,7 +105,11 @@ def relay(ctx: Context) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    run_relay(ctx.settings, ctx.sessions, stop)
+    sessions = ctx.sessions
+    indexer = threading.Thread(target=run_indexer, args=(ctx.settings, sessions, stop), name="indexer")
+    indexer.start()
+    run_relay(ctx.settings, sessions, stop)
+    indexer.join()
 
 
 @main.command()

@@ -109,9 +109,7 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_available", "available_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True
-    )
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True)
     dispatch: Mapped[int] = mapped_column(Integer, default=0)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -13,12 +13,14 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.broker import celery_config
+from jobs.messages import decode_body
 from jobs.models import Job, OutboxMessage, utcnow
 from jobs.settings import Settings
 from jobs.types import JOB_TYPES
@@ -42,6 +44,20 @@ class Publisher:
             priority=job.priority,
             retry=False,
         )
+
+    def publish_raw(self, message: dict[str, Any]) -> None:
+        """Send a captured message again exactly as it was first sent (see dead_letters)."""
+        with self.celery.producer_or_acquire() as producer:
+            producer.publish(
+                decode_body(message),
+                exchange=message.get("exchange") or "",
+                routing_key=message.get("routing_key") or message.get("queue") or "",
+                headers=message.get("headers") or {},
+                content_type=message.get("content_type") or "application/octet-stream",
+                content_encoding=message.get("content_encoding") or "binary",
+                retry=False,
+                **message.get("properties", {}),
+            )
 
     def ping(self) -> None:
         with self.celery.connection_for_write() as connection:
@@ -76,15 +92,15 @@ def publish_due(
         claimed = session.execute(
             delete(OutboxMessage)
             .where(OutboxMessage.id.in_(due.scalar_subquery()))
-            .returning(OutboxMessage.job_id, OutboxMessage.dispatch)
+            .returning(OutboxMessage.job_id, OutboxMessage.dispatch, OutboxMessage.raw)
         ).all()
-        if not claimed:
-            return 0
-        jobs = {
-            job.id: job for job in session.scalars(select(Job).where(Job.id.in_([c[0] for c in claimed])))
-        }
-        for job_id, dispatch in claimed:
-            publisher.publish(jobs[job_id], dispatch)
+        job_ids = [job_id for job_id, _, _ in claimed if job_id is not None]
+        jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+        for job_id, dispatch, raw in claimed:
+            if job_id is not None:
+                publisher.publish(jobs[job_id], dispatch)
+            elif raw is not None:
+                publisher.publish_raw(raw)
     return len(claimed)
 
 

@@ -126,10 +126,14 @@ def list_jobs(
     return list(session.scalars(statement))
 
 
-def mark_started(session: Session, job_id: uuid.UUID, dispatch: int, worker: str) -> Job | None:
+def mark_started(
+    session: Session, job_id: uuid.UUID, dispatch: int, worker: str, delivery_limit: int
+) -> Job | None:
     """Claim the job for this delivery; None when the message is stale or the job is over.
 
-    A job still ``running`` may be claimed again: that is a redelivery after its worker died.
+    A job still ``running`` is claimed again: its worker died. Deliveries of one attempt are
+    counted, and past ``delivery_limit`` the job is marked dead instead of run (the caller
+    dead-letters it); a retry or a requeue starts the count again.
     """
     job = get(session, job_id, for_update=True)
     if job.dispatch != dispatch or job.state not in CLAIMABLE:
@@ -138,6 +142,11 @@ def mark_started(session: Session, job_id: uuid.UUID, dispatch: int, worker: str
     if job.cancel_requested:
         _finish(job, JobState.CANCELLED)
         return None
+    job.deliveries += 1
+    if job.deliveries > delivery_limit:
+        died = job.deliveries - 1
+        mark_dead(job, "WorkerLostError", f"The job's worker died {died} times while running it.")
+        return job
     job.state = JobState.RUNNING
     job.attempts += 1
     job.started_at = utcnow()
@@ -166,18 +175,27 @@ def record_failure(
     retryable: bool,
     delay_ms: int | None = None,
 ) -> JobState:
-    """Retry with backoff while attempts remain, else fail; returns the state the job is left in."""
+    """Retry with backoff while attempts remain, else the job is dead; returns the new state."""
     job.error_type = type(error).__name__
     job.error_message = str(error)[:4000]
+    job.first_failed_at = job.first_failed_at or utcnow()
     if not retryable or job.attempts >= job.max_attempts:
-        _finish(job, JobState.FAILED)
-        return JobState.FAILED
+        mark_dead(job, job.error_type, job.error_message)
+        return JobState.DEAD
     delay = delay_ms if delay_ms is not None else backoff_ms(settings, job.attempts)
     job.state = JobState.RETRYING
     job.dispatch += 1
+    job.deliveries = 0
     job.next_retry_at = utcnow() + timedelta(milliseconds=delay)
     _enqueue(session, job, available_at=job.next_retry_at)
     return JobState.RETRYING
+
+
+def mark_dead(job: Job, error_type: str, error: str) -> None:
+    """The job's message is (or is on its way to) a dead-letter queue."""
+    job.error_type, job.error_message = error_type, error[:4000]
+    job.first_failed_at = job.first_failed_at or utcnow()
+    _finish(job, JobState.DEAD)
 
 
 def backoff_ms(settings: Settings, attempts: int) -> int:
@@ -204,15 +222,23 @@ def retry(session: Session, job_id: uuid.UUID) -> Job:
     job = get(session, job_id, for_update=True)
     if job.state not in RETRYABLE_BY_HAND:
         raise JobConflictError(f"Job {job_id} is {job.state}; only failed, dead or cancelled jobs retry.")
+    requeue(session, job)
+    return job
+
+
+def requeue(session: Session, job: Job) -> None:
+    """Queue the job again as a new dispatch whose attempts start from zero."""
+    if job.state not in RETRYABLE_BY_HAND:
+        raise JobConflictError(f"Job {job.id} is {job.state}; only failed, dead or cancelled jobs requeue.")
     job.state = JobState.QUEUED
-    job.attempts = 0
+    job.attempts = job.deliveries = 0
     job.dispatch += 1
     job.cancel_requested = False
     job.result = job.error_type = job.error_message = None
-    job.started_at = job.finished_at = job.next_retry_at = None
+    job.started_at = job.finished_at = job.next_retry_at = job.first_failed_at = None
+    job.lease_expires_at = None
     job.progress, job.progress_message = 0, None
     _enqueue(session, job)
-    return job
 
 
 def report_progress(session: Session, job_id: uuid.UUID, percent: int, message: str | None) -> bool:
@@ -233,4 +259,4 @@ def is_cancel_requested(session: Session, job_id: uuid.UUID) -> bool:
 def _finish(job: Job, state: JobState) -> None:
     job.state = state
     job.finished_at = utcnow()
-    job.next_retry_at = None
+    job.next_retry_at = job.lease_expires_at = None

@@ -68,6 +68,9 @@ class Settings:
     max_body_bytes: int = 1_048_576
     relay_interval_ms: int = 200
     visibility_timeout_s: int = 3600
+    delivery_limit: int = 5
+    task_time_limit_s: int = 3600
+    dead_letter_retention_days: int = 30
     worker_concurrency: int = 2
     worker_prefetch: int = 4
     api_host: str = "127.0.0.1"
@@ -97,6 +100,9 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_body_bytes": ("CONVEYOR_MAX_BODY_BYTES", _positive_int),
     "relay_interval_ms": ("CONVEYOR_RELAY_INTERVAL_MS", _positive_int),
     "visibility_timeout_s": ("CONVEYOR_VISIBILITY_TIMEOUT_S", _positive_int),
+    "delivery_limit": ("CONVEYOR_DELIVERY_LIMIT", _positive_int),
+    "task_time_limit_s": ("CONVEYOR_TASK_TIME_LIMIT_S", _positive_int),
+    "dead_letter_retention_days": ("CONVEYOR_DEAD_LETTER_RETENTION_DAYS", _positive_int),
     "worker_concurrency": ("CONVEYOR_WORKER_CONCURRENCY", _positive_int),
     "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", _positive_int),
     "api_host": ("CONVEYOR_API_HOST", _str),

@@ -67,6 +67,21 @@ def fresh_postgres_database(name: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
+def private_vhost(suffix: str) -> str:
+    """A RabbitMQ vhost of this backend's own, so concurrent test runs never share queues."""
+    vhost = f"conveyor_test_{suffix}"
+    for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    return (
+        RABBITMQ_URL.split("//", 1)[0] + "//" + RABBITMQ_URL.split("//", 1)[1].split("/", 1)[0] + f"/{vhost}"
+    )
+
+
+def private_redis_db() -> str:
+    """One of Redis databases 1-11, picked by process id, so concurrent runs rarely share one."""
+    return REDIS_URL.rsplit("/", 1)[0] + f"/{1 + os.getpid() % 11}"
+
+
 def reset_broker(settings: Settings) -> None:
     """Delete Conveyor's queues (so they are declared anew) or flush the test Redis database."""
     if settings.broker_url.startswith("redis"):
@@ -104,7 +119,7 @@ class Backend:
         suffix = uuid.uuid4().hex[:8]
         if name != "embedded":
             env["CONVEYOR_DATABASE_URL"] = fresh_postgres_database(f"conveyor_test_{name}_{suffix}")
-            env["CONVEYOR_BROKER_URL"] = RABBITMQ_URL if name == "rabbitmq" else REDIS_URL
+            env["CONVEYOR_BROKER_URL"] = private_vhost(suffix) if name == "rabbitmq" else private_redis_db()
         env.update(overrides or {})
         settings = load_settings(env)
         upgrade(settings)
@@ -161,6 +176,9 @@ class Backend:
             stop_process(process)
         self.processes.clear()
         self.sessions.kw["bind"].dispose()
+        vhost = self.settings.broker_url.rsplit("/", 1)[-1]
+        if self.settings.broker_url.startswith("amqp") and vhost.startswith("conveyor_test_"):
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:

@@ -19,6 +19,7 @@ from workers.base import JobTask, Runtime
 def make_celery(settings: Settings) -> Celery:
     app = Celery("conveyor", set_as_current=False)
     app.config_from_object(celery_config(settings))
+    app.conf.worker_consumer = "workers.consumer:DeadLetteringConsumer"
     app.conf.task_routes = {name: {"queue": "maintenance"} for name in MAINTENANCE_TASKS}
     app.conf.beat_schedule = BEAT_SCHEDULE
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
@@ -29,6 +30,8 @@ def make_celery(settings: Settings) -> Celery:
             "runtime": runtime,
             "handler": staticmethod(HANDLERS[job_type.name]),
             "job_type": job_type.name,
+            "time_limit": settings.task_time_limit_s,
+            "soft_time_limit": max(1, settings.task_time_limit_s - 5),
         }
         app.register_task(type(f"{job_type.name.title()}Task", (JobTask,), attrs)())
     for name, function in MAINTENANCE_TASKS.items():

@@ -5,21 +5,29 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import service
 from jobs.db import make_engine, make_sessionmaker
-from jobs.models import Job, JobState
+from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
 from tasks import Handler
 from tasks.context import JobContext
 from tasks.errors import JobCancelledError, PermanentError, RetryableError
+from workers.dead_letters import DeadLettered, failure_info
 
 log = logging.getLogger(__name__)
+
+DATABASE_DOWN_PAUSE_S = 2.0
 
 
 class Runtime:
@@ -33,73 +41,145 @@ class Runtime:
         return make_sessionmaker(make_engine(self.settings))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What the task needs from the job row, read once when it claims the job."""
+
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    first_failed_at: datetime | None
+
+
 class JobTask(Task):
     """Claims the job, runs the handler, and records the outcome on the job row.
 
-    Outcomes: success; ``PermanentError`` or an invalid payload fails at once; anything else is
-    retried with backoff (through the outbox, so a retry survives any worker or broker restart)
-    until ``max_attempts``, then fails.
+    Success is recorded; ``PermanentError`` or an invalid payload dead-letters at once; anything
+    else is retried with backoff (through the outbox, so a retry survives any worker or broker
+    restart) until ``max_attempts``, then dead-lettered. A message that keeps killing its worker
+    is dead-lettered after ``CONVEYOR_DELIVERY_LIMIT`` deliveries. With the database down nothing
+    is decided that needs it: the message is requeued, or dead-lettered to the broker if the
+    outcome is already known.
     """
 
     runtime: Runtime
     handler: Handler
     job_type: str
     typing = False
+    throws = (DeadLettered,)
+    Request = "workers.dead_letters:DeadLetteringRequest"
 
-    def run(self, job_id: str, dispatch: int) -> None:
-        jid = uuid.UUID(job_id)
-        with self.runtime.sessions.begin() as session:
-            job = service.mark_started(session, jid, dispatch, self.request.hostname or "?")
-            if job is None:
-                return
-            payload, attempt = job.payload, job.attempts
-        log.info("Job %s (%s) started, attempt %d.", job_id, self.job_type, attempt)
+    def run(self, job_id: Any, dispatch: Any) -> None:
+        jid = self._parse(job_id, dispatch)
+        claim = self._claim(jid, int(dispatch))
+        if claim is None:
+            return
+        log.info("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
         started = time.monotonic()
-        ctx = JobContext(job_id=jid, attempt=attempt, report=lambda p, m: self._report(jid, p, m))
+        ctx = JobContext(job_id=jid, attempt=claim.attempts, report=lambda p, m: self._report(jid, p, m))
         try:
-            loaded = service.validate_payload(self.job_type, payload)
+            loaded = service.validate_payload(self.job_type, claim.payload)
             result = self.handler(loaded, ctx)
         except JobCancelledError:
-            self._finish(jid, lambda s, j: service.mark_cancelled(s, j))
-            log.info("Job %s was cancelled while running.", job_id)
+            self._record(jid, lambda s, job: service.mark_cancelled(s, job))
+            log.info("Job %s was cancelled while running.", jid)
         except (PermanentError, service.InvalidJobError) as exc:
-            self._fail(jid, exc, retryable=False)
+            self._fail(jid, claim, exc, retryable=False)
         except RetryableError as exc:
-            self._fail(jid, exc, retryable=True, delay_ms=exc.delay_ms)
+            self._fail(jid, claim, exc, retryable=True, delay_ms=exc.delay_ms)
         except Exception as exc:
-            log.error("Job %s raised an unexpected error.", job_id, exc_info=True)
-            self._fail(jid, exc, retryable=True)
+            log.error("Job %s raised an unexpected error.", jid, exc_info=True)
+            self._fail(jid, claim, exc, retryable=True)
         else:
-            self._finish(jid, lambda s, j: service.mark_succeeded(s, j, result))
-            log.info("Job %s succeeded in %.0f ms.", job_id, (time.monotonic() - started) * 1000)
+            self._record(jid, lambda s, job: service.mark_succeeded(s, job, result))
+            log.info("Job %s succeeded in %.0f ms.", jid, (time.monotonic() - started) * 1000)
+
+    def _parse(self, job_id: Any, dispatch: Any) -> uuid.UUID:
+        try:
+            int(dispatch)
+            return uuid.UUID(str(job_id))
+        except (TypeError, ValueError) as exc:
+            message = f"The message's arguments ({job_id!r}, {dispatch!r}) are not a job id and a dispatch."
+            raise DeadLettered(failure_info("invalid_message", exc, message=message)) from None
+
+    def _claim(self, job_id: uuid.UUID, dispatch: int) -> Claim | None:
+        limit = self.runtime.settings.delivery_limit
+        try:
+            with self.runtime.sessions.begin() as session:
+                job = service.mark_started(session, job_id, dispatch, self.request.hostname or "?", limit)
+                if job is None:
+                    self._dead_letter_again_if_lost(session, job_id, dispatch)
+                    return None
+                claim = Claim(job.payload, job.attempts, job.max_attempts, job.first_failed_at)
+                dead = job.state == JobState.DEAD
+                error_type, error = job.error_type, job.error_message
+        except service.JobNotFoundError as exc:
+            raise DeadLettered(failure_info("job_not_found", exc, job_id=job_id)) from None
+        except SQLAlchemyError as exc:
+            self._requeue_while_database_is_down(job_id, exc)
+        if dead:
+            info = failure_info("delivery_limit", error_type=error_type, message=error or "")
+            raise DeadLettered(self._with_job(info, job_id, claim))
+        return claim
+
+    def _dead_letter_again_if_lost(self, session: Session, job_id: uuid.UUID, dispatch: int) -> None:
+        """A dead job whose message was never dead-lettered: its worker died in between."""
+        job = service.get(session, job_id)
+        if job.state != JobState.DEAD or job.dispatch != dispatch:
+            return
+        known = session.scalar(select(DeadLetter.id).where(DeadLetter.message_id == self.request.id))
+        if known is None:
+            info = failure_info(
+                "lost_dead_letter", error_type=job.error_type, message=job.error_message or ""
+            )
+            raise DeadLettered({**info, "job-id": str(job_id), "job-type": self.job_type})
+
+    def _requeue_while_database_is_down(self, job_id: uuid.UUID, exc: Exception) -> Any:
+        log.warning("Database unavailable for job %s (%s); requeueing its message.", job_id, exc)
+        time.sleep(DATABASE_DOWN_PAUSE_S)
+        raise Reject(str(exc), requeue=True)
 
     def _report(self, job_id: uuid.UUID, percent: int, message: str | None) -> bool:
         with self.runtime.sessions.begin() as session:
             return service.report_progress(session, job_id, percent, message)
 
-    def _finish(self, job_id: uuid.UUID, change: Any) -> None:
-        with self.runtime.sessions.begin() as session:
-            job: Job = service.get(session, job_id, for_update=True)
-            change(session, job)
+    def _record(self, job_id: uuid.UUID, change: Any) -> None:
+        try:
+            with self.runtime.sessions.begin() as session:
+                change(session, service.get(session, job_id, for_update=True))
+        except SQLAlchemyError as exc:
+            self._requeue_while_database_is_down(job_id, exc)
 
     def _fail(
-        self, job_id: uuid.UUID, exc: Exception, *, retryable: bool, delay_ms: int | None = None
+        self, job_id: uuid.UUID, claim: Claim, exc: Exception, *, retryable: bool, delay_ms: int | None = None
     ) -> None:
-        with self.runtime.sessions.begin() as session:
-            job = service.get(session, job_id, for_update=True)
-            state = service.record_failure(
-                session, self.runtime.settings, job, exc, retryable=retryable, delay_ms=delay_ms
-            )
-            attempts, max_attempts, retry_at = job.attempts, job.max_attempts, job.next_retry_at
+        exhausted = not retryable or claim.attempts >= claim.max_attempts
+        try:
+            with self.runtime.sessions.begin() as session:
+                job = service.get(session, job_id, for_update=True)
+                state = service.record_failure(
+                    session, self.runtime.settings, job, exc, retryable=retryable, delay_ms=delay_ms
+                )
+                retry_at = job.next_retry_at
+        except SQLAlchemyError as db_error:
+            if not exhausted:
+                self._requeue_while_database_is_down(job_id, db_error)
+            state = JobState.DEAD
         if state == JobState.RETRYING:
             log.warning(
                 "Job %s failed attempt %d of %d (%s: %s); retrying at %s.",
-                job_id,
-                attempts,
-                max_attempts,
-                type(exc).__name__,
-                exc,
-                retry_at,
+                *(job_id, claim.attempts, claim.max_attempts, type(exc).__name__, exc, retry_at),
             )
-        else:
-            log.info("Job %s failed for good after %d attempts: %s.", job_id, attempts, exc)
+            return
+        reason = "retries_exhausted" if retryable else "permanent_error"
+        raise DeadLettered(self._with_job(failure_info(reason, exc), job_id, claim))
+
+    def _with_job(self, info: dict[str, Any], job_id: uuid.UUID, claim: Claim) -> dict[str, Any]:
+        first = claim.first_failed_at.isoformat() if claim.first_failed_at else info["failed-at"]
+        return {
+            **info,
+            "job-id": str(job_id),
+            "job-type": self.job_type,
+            "attempts": claim.attempts,
+            "first-failed-at": first,
+        }

@@ -1,0 +1,155 @@
+"""The dead-letter indexer: moves messages from the broker-side dead-letter queues into PostgreSQL.
+
+A message is acknowledged only after its dead letter is committed, so with the database down it
+stays in its queue; indexing is idempotent by message id, so a redelivery is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from datetime import datetime
+from typing import Any
+
+from kombu import Connection
+from kombu.message import Message
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobs import dead_letters, messages
+from jobs.broker import dead_letter_queues, transport_options
+from jobs.dead_letters import FAILURE_HEADER_PREFIX as PREFIX
+from jobs.settings import Settings
+from jobs.types import JOB_TYPES
+
+log = logging.getLogger(__name__)
+
+TYPE_OF_TASK = {jt.task_name: jt.name for jt in JOB_TYPES.values()}
+BATCH = 100
+
+
+def failure_from_message(message: Message, dead_queue: str) -> dead_letters.Failure:
+    """Read a dead-lettered message: our worker's ``x-conveyor-*`` headers, or RabbitMQ's x-death."""
+    headers: dict[str, Any] = dict(message.headers or {})
+    ours = {k.removeprefix(PREFIX): v for k, v in headers.items() if k.startswith(PREFIX)}
+    task_name = headers.get("task")
+    queue = str(ours.get("queue") or _first_death(headers).get("queue") or dead_queue.removesuffix(".dead"))
+    job_id = ours.get("job-id") or (_first_arg(message.body) if task_name in TYPE_OF_TASK else None)
+    if ours.get("reason"):
+        reason, error_type, error = ours["reason"], ours.get("error-type", "Error"), ours.get("error", "")
+    else:
+        count = headers.get("x-delivery-count") or _first_death(headers).get("count", "?")
+        reason, error_type = "delivery_limit", "DeliveryLimitExceeded"
+        error = f"The broker dead-lettered the message after {count} deliveries: its worker kept dying."
+    return dead_letters.Failure(
+        message_id=_message_id(message, headers),
+        queue=queue,
+        reason=str(reason),
+        error_type=str(error_type),
+        error=str(error),
+        message=messages.capture(
+            message.body,
+            headers,
+            message.properties,
+            message.delivery_info,
+            message.content_type,
+            message.content_encoding,
+            queue,
+        ),
+        job_id=_uuid(job_id),
+        type=ours.get("job-type") or TYPE_OF_TASK.get(str(task_name)),
+        task_name=str(task_name) if task_name else None,
+        traceback=ours.get("traceback"),
+        attempts=int(ours.get("attempts") or 0),
+        worker=ours.get("worker"),
+        first_failed_at=_time(ours.get("first-failed-at")),
+        last_failed_at=_time(ours.get("failed-at")) or _time(_first_death(headers).get("time")),
+    )
+
+
+def _first_death(headers: dict[str, Any]) -> dict[str, Any]:
+    deaths = headers.get("x-death") or []
+    return dict(deaths[0]) if deaths else {}
+
+
+def _message_id(message: Message, headers: dict[str, Any]) -> str:
+    found = headers.get("id") or (message.properties or {}).get("correlation_id")
+    if found:
+        return str(found)
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    return (
+        "sha256:"
+        + hashlib.sha256(body + json.dumps(headers, default=str, sort_keys=True).encode()).hexdigest()
+    )
+
+
+def _first_arg(body: Any) -> str | None:
+    try:
+        args = json.loads(body)[0]
+        return str(args[0]) if args else None
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def index_available(connection: Connection, settings: Settings, sessions: sessionmaker[Session]) -> int:
+    """Index up to a batch from each dead-letter queue; returns how many messages were handled."""
+    handled = 0
+    channel = connection.default_channel
+    for queue in dead_letter_queues(settings):
+        bound = queue.bind(channel)
+        bound.declare()
+        for _ in range(BATCH):
+            message = bound.get(no_ack=False)
+            if message is None:
+                break
+            try:
+                with sessions.begin() as session:
+                    stored = dead_letters.index(session, failure_from_message(message, queue.name))
+            except SQLAlchemyError:
+                message.requeue()
+                raise
+            message.ack()
+            handled += 1
+            if stored is not None:
+                log.info("Indexed dead letter %s from %s (job %s).", stored.id, queue.name, stored.job_id)
+    return handled
+
+
+def run_indexer(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event) -> None:
+    """Index dead letters until ``stop`` is set; waits out broker and database outages."""
+    interval = settings.relay_interval_ms / 1000
+    failing = False
+    log.info("Dead-letter indexer started.")
+    while not stop.is_set():
+        try:
+            with Connection(settings.broker_url, transport_options=transport_options(settings)) as connection:
+                while not stop.is_set():
+                    if not index_available(connection, settings, sessions):
+                        stop.wait(interval)
+                    if failing:
+                        log.info("Dead-letter indexer is indexing again.")
+                        failing = False
+        except Exception as exc:
+            if not failing:
+                log.warning("Dead-letter indexer cannot index yet (%s); will keep trying.", exc)
+            failing = True
+            stop.wait(min(5.0, interval * 10))

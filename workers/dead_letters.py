@@ -1,0 +1,152 @@
+"""Worker-side dead-lettering: the raw message goes to its broker-side dead-letter queue.
+
+The pool process decides that a message is dead and raises ``DeadLettered``; the worker's main
+process, which holds the message as it arrived, publishes it byte for byte to ``<queue>.dead``
+with the failure in ``x-conveyor-*`` headers, and only then acknowledges it. No database is needed
+on this path, so a failure while PostgreSQL is down is kept by the broker until the relay indexes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback as traceback_module
+from datetime import datetime
+from typing import Any
+
+from celery.exceptions import TimeLimitExceeded
+from celery.worker.request import Request
+from celery.worker.state import task_ready
+from kombu import Exchange, Queue
+
+from jobs.broker import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
+from jobs.models import utcnow
+
+log = logging.getLogger(__name__)
+
+HEADER = "x-conveyor-"
+
+
+class DeadLettered(Exception):
+    """Raised in a pool process to have the main process dead-letter the current message."""
+
+    def __init__(self, info: dict[str, Any]):
+        super().__init__(info.get("error", ""))
+        self.info = info
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (DeadLettered, (self.info,))
+
+
+def failure_info(
+    reason: str,
+    error: BaseException | None = None,
+    *,
+    error_type: str | None = None,
+    message: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The failure as ``x-conveyor-*`` header values (strings and ints only)."""
+    info: dict[str, Any] = {
+        "reason": reason,
+        "error-type": error_type or (type(error).__name__ if error else "Error"),
+        "error": (message if message is not None else str(error))[:4000],
+        "failed-at": utcnow().isoformat(),
+    }
+    if error is not None and error.__traceback__ is not None:
+        info["traceback"] = "".join(traceback_module.format_exception(error))[-16000:]
+    info.update({k.replace("_", "-"): _header_value(v) for k, v in extra.items() if v is not None})
+    return info
+
+
+def _header_value(value: Any) -> Any:
+    return (
+        value.isoformat() if isinstance(value, datetime) else value if isinstance(value, int) else str(value)
+    )
+
+
+def publish_dead_letter(
+    app: Any,
+    *,
+    body: bytes | str,
+    headers: dict[str, Any] | None,
+    properties: dict[str, Any] | None,
+    content_type: str | None,
+    content_encoding: str | None,
+    queue: str,
+    info: dict[str, Any],
+) -> None:
+    """Put the message, unchanged but for failure headers, on ``<queue>.dead``."""
+    dead = dead_letter_queue_name(queue)
+    quorum = {"x-queue-type": "quorum"} if app.conf.broker_url.startswith(("amqp", "pyamqp")) else None
+    target = Queue(
+        dead, Exchange(DEAD_LETTER_EXCHANGE, type="direct"), routing_key=dead, queue_arguments=quorum
+    )
+    failure_headers = {HEADER + key: value for key, value in info.items()}
+    properties = {
+        k: v for k, v in (properties or {}).items() if k in ("correlation_id", "reply_to", "priority")
+    }
+    with app.producer_or_acquire() as producer:
+        producer.publish(
+            body,
+            exchange=target.exchange,
+            routing_key=dead,
+            headers={**(headers or {}), **failure_headers, HEADER + "queue": queue},
+            content_type=content_type or "application/octet-stream",
+            content_encoding=content_encoding or "binary",
+            declare=[target],
+            retry=True,
+            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+            **properties,
+        )
+
+
+def queue_of(delivery_info: dict[str, Any] | None, fallback: str = "default") -> str:
+    info = delivery_info or {}
+    return str(info.get("routing_key") or fallback).removesuffix(".dead")
+
+
+class DeadLetteringRequest(Request):
+    """Dead-letters on ``DeadLettered`` from the pool, and on a hard time limit."""
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
+        exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, DeadLettered):
+            return self._dead_letter(dict(exc.info))
+        if isinstance(exc, TimeLimitExceeded):
+            # Called before Celery acknowledges a timed-out message, so the dead letter comes first.
+            message = f"The job ran past its hard time limit of {exc.args[0] if exc.args else '?'} s."
+            return self._dead_letter(failure_info("time_limit", exc, message=message, job_id=self._job_id()))
+        return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def _job_id(self) -> str | None:
+        args = self.args or []
+        return str(args[0]) if args else None
+
+    def _dead_letter(self, info: dict[str, Any]) -> None:
+        task_ready(self)
+        message = self.message
+        info.setdefault("worker", self.hostname)
+        try:
+            publish_dead_letter(
+                self.task.app,
+                body=message.body,
+                headers=message.headers,
+                properties=message.properties,
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+                queue=queue_of(self.delivery_info),
+                info=info,
+            )
+        except Exception:
+            log.error("Could not dead-letter task %s; requeueing it.", self.id, exc_info=True)
+            self.reject(requeue=True)
+            return
+        self.acknowledge()
+        self.send_event("task-failed", exception=f"{info['error-type']}: {info['error']}", traceback="")
+        log.warning(
+            "Task %s (job %s) was dead-lettered to %s: %s.",
+            self.id,
+            info.get("job-id"),
+            dead_letter_queue_name(queue_of(self.delivery_info)),
+            info["reason"],
+        )
