@@ -1,0 +1,161 @@
+"""Faults a job must survive: cancellation, a worker killed mid-job, a broker gone at submit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from api import create_app
+from jobs.models import OutboxMessage
+from tests.conftest import require_services
+from tests.support import RABBITMQ_URL, REDIS_URL, Backend, auth, child_pids, wait_until
+from tests.tcp_proxy import TcpProxy
+from tests.test_lifecycle import submit
+
+FAULTS_VHOST = "conveyor_faults"
+# Dedicated brokers, so the session worker never takes a message meant for this module's worker.
+KILL_REDIS_DB, PROXY_REDIS_DB = 14, 13
+
+
+def test_cancelling_a_queued_job_cancels_it_at_once_and_it_never_runs(
+    backend: Backend, client: FlaskClient, writer: str
+) -> None:
+    run_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    job_id = submit(client, writer, "echo", {"n": 1}, run_at=run_at)
+
+    response = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(writer))
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["state"] == "cancelled"
+    job = backend.job(job_id)
+    assert (job.state, job.attempts, job.started_at) == ("cancelled", 0, None)
+    assert waiting_messages(backend, job_id) == 0
+
+
+def waiting_messages(backend: Backend, job_id: str) -> int:
+    """Outbox rows not yet published for the job."""
+    with backend.sessions() as session:
+        statement = select(func.count()).where(OutboxMessage.job_id == uuid.UUID(job_id))
+        return session.scalar(statement) or 0
+
+
+def test_cancelling_a_running_job_stops_it_well_before_it_would_finish(
+    backend: Backend, client: FlaskClient, writer: str
+) -> None:
+    job_id = submit(client, writer, "sleep", {"ms": 20000})
+    backend.wait_for_job(job_id, "running", timeout=30)
+    asked = time.monotonic()
+
+    response = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(writer))
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["cancel_requested"] is True
+    job = backend.wait_for_job(job_id, "cancelled", "succeeded", timeout=30)
+    assert job.state == "cancelled"
+    assert time.monotonic() - asked < 10
+    assert job.result is None
+
+
+@pytest.fixture(scope="module")
+def faults_vhost() -> str:
+    """A RabbitMQ vhost of this module's own; creating it again is harmless."""
+    for argv in (
+        ["rabbitmqctl", "add_vhost", FAULTS_VHOST],
+        ["rabbitmqctl", "set_permissions", "-p", FAULTS_VHOST, "guest", ".*", ".*", ".*"],
+    ):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 or "already exists" in done.stderr, done.stderr
+    return FAULTS_VHOST
+
+
+def broker_url(name: str, redis_db: int, host: str = "127.0.0.1", port: int | None = None) -> str:
+    """A broker of this module's own: another Redis database, or the faults vhost on RabbitMQ."""
+    if name == "rabbitmq":
+        real = urlsplit(RABBITMQ_URL)
+        return f"amqp://guest:guest@{host}:{port or real.port or 5672}/{FAULTS_VHOST}"
+    real = urlsplit(REDIS_URL)
+    return f"redis://{host}:{port or real.port or 6379}/{redis_db}"
+
+
+@pytest.fixture
+def dedicated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A backend with its own database and broker and no processes yet."""
+    name = request.param
+    require_services(name)
+    if name == "rabbitmq":
+        request.getfixturevalue("faults_vhost")
+    overrides = {} if name == "embedded" else {"CONVEYOR_BROKER_URL": broker_url(name, KILL_REDIS_DB)}
+    created = Backend.create(name, tmp_path, overrides)
+    yield created
+    created.stop()
+
+
+@pytest.mark.parametrize("dedicated", ["embedded", "rabbitmq", "redis"], indirect=True)
+def test_job_runs_again_and_succeeds_once_when_its_worker_process_is_killed(dedicated: Backend) -> None:
+    worker = dedicated.start_worker(concurrency=1)
+    client = create_app(dedicated.settings).test_client()
+    token = dedicated.token("jobs:write", "jobs:read")
+    job_id = submit(client, token, "sleep", {"ms": 3000})
+    dedicated.wait_for_job(job_id, "running", timeout=90)
+    pool = wait_until(lambda: child_pids(worker.pid), 10, "the worker's pool process")
+
+    os.kill(pool[0], signal.SIGKILL)
+
+    job = dedicated.wait_for_job(job_id, "succeeded", "failed", "cancelled", timeout=60)
+    assert job.state == "succeeded"
+    assert job.result == {"slept_ms": 3000}
+    assert job.attempts == 2
+
+
+@pytest.fixture
+def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Backend, TcpProxy]]:
+    """A backend whose broker is reached through a proxy the test can close."""
+    name = request.param
+    require_services(name)
+    if name == "rabbitmq":
+        request.getfixturevalue("faults_vhost")
+    real_port = urlsplit(RABBITMQ_URL if name == "rabbitmq" else REDIS_URL).port
+    proxy = TcpProxy(real_port or (5672 if name == "rabbitmq" else 6379))
+    overrides = {"CONVEYOR_BROKER_URL": broker_url(name, PROXY_REDIS_DB, port=proxy.port)}
+    created = Backend.create(name, tmp_path, overrides)
+    try:
+        yield created, proxy
+    finally:
+        created.stop()
+        proxy.close()
+
+
+@pytest.mark.parametrize("proxied", ["rabbitmq", "redis"], indirect=True)
+def test_job_submitted_while_the_broker_is_down_is_accepted_and_runs_once_it_is_back(
+    proxied: tuple[Backend, TcpProxy],
+) -> None:
+    backend, proxy = proxied
+    backend.start_worker(concurrency=1)
+    backend.start_relay()
+    client = create_app(backend.settings).test_client()
+    token = backend.token("jobs:write", "jobs:read")
+    backend.wait_for_job(submit(client, token, "echo", {}), "succeeded", timeout=90)
+    proxy.close()
+
+    started = time.monotonic()
+    job_id = submit(client, token, "echo", {"while": "down"})
+    assert time.monotonic() - started < 15
+    assert backend.job(job_id).state == "queued"
+    assert waiting_messages(backend, job_id) == 1
+    proxy.open()
+
+    job = backend.wait_for_job(job_id, "succeeded", "failed", timeout=90)
+    assert job.state == "succeeded"
+    assert job.result == {"while": "down"}
+    assert job.attempts == 1
