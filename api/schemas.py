@@ -49,6 +49,9 @@ class JobOut(Schema):
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
     next_retry_at = fields.DateTime(allow_none=True)
+    requeued_from = fields.UUID(
+        allow_none=True, metadata={"description": "the dead letter this run was requeued from"}
+    )
 
 
 class JobQuery(Schema):
@@ -69,3 +72,82 @@ class JobTypeOut(Schema):
     queue = fields.String()
     description = fields.String()
     payload_schema = fields.Dict()
+
+
+class DeadLetterQuery(Schema):
+    queue = fields.String()
+    type = fields.String()
+    error = fields.String(metadata={"description": "an error type, or text in the error message"})
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+    state = fields.String(load_default="dead", validate=validate.OneOf(["dead", "requeued", "purged"]))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String()
+
+
+class AuditOut(Schema):
+    at = fields.DateTime()
+    actor = fields.String()
+    action = fields.String()
+    reason = fields.String(allow_none=True)
+    details = fields.Dict(allow_none=True)
+
+
+class DeadLetterOut(Schema):
+    id = fields.UUID()
+    state = fields.String()
+    job_id = fields.UUID(allow_none=True)
+    type = fields.String(allow_none=True)
+    queue = fields.String()
+    task_name = fields.String(allow_none=True)
+    reason = fields.String()
+    error_type = fields.String()
+    error = fields.String()
+    traceback = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    worker = fields.String(allow_none=True)
+    first_failed_at = fields.DateTime()
+    last_failed_at = fields.DateTime()
+    message_id = fields.String()
+    message = fields.Dict()
+    created_at = fields.DateTime()
+    requeues = fields.List(fields.Nested(AuditOut))
+    audit = fields.List(fields.Nested(AuditOut))
+
+
+class DeadLetterPage(Schema):
+    items = fields.List(fields.Nested(DeadLetterOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class DeadLetterStats(Schema):
+    total = fields.Integer()
+    queue = fields.Dict(keys=fields.String(), values=fields.Integer())
+    type = fields.Dict(keys=fields.String(), values=fields.Integer())
+    error = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class Requeue(Schema):
+    payload = fields.Dict(keys=fields.String())
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class BulkRequeue(Schema):
+    queue = fields.String()
+    type = fields.String()
+    error = fields.String()
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+    dry_run = fields.Boolean(load_default=False)
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+class BulkRequeueResult(Schema):
+    dry_run = fields.Boolean()
+    matched = fields.Integer()
+    requeued = fields.Integer()
+    skipped = fields.List(fields.Dict())
+
+
+class Purge(Schema):
+    reason = fields.String(validate=validate.Length(max=500))

@@ -183,6 +183,7 @@ def requeue(
         if payload is not None:
             job.payload = service.validate_payload(job.type, payload)
         service.requeue(session, job)
+        job.requeued_from = letter.id
         details: dict[str, Any] = {"job_id": str(job.id), "dispatch": job.dispatch}
         details["payload_corrected"] = payload is not None
     else:
@@ -193,6 +194,22 @@ def requeue(
     letter.state = DeadLetterState.REQUEUED
     _audit(session, letter.id, actor, "requeue", reason, details)
     return letter
+
+
+def requeue_matching(
+    session: Session, flt: Filter, *, actor: str, reason: str | None = None, limit: int = 10_000
+) -> tuple[list[uuid.UUID], list[dict[str, str]]]:
+    """Requeue every matching dead letter; those whose job moved on are skipped, with why."""
+    ids = session.scalars(matching(flt).with_only_columns(DeadLetter.id).limit(limit)).all()
+    done, skipped = [], []
+    for dead_letter_id in ids:
+        try:
+            requeue(session, dead_letter_id, actor=actor, reason=reason)
+        except service.JobConflictError as exc:
+            skipped.append({"id": str(dead_letter_id), "why": str(exc)})
+        else:
+            done.append(dead_letter_id)
+    return done, skipped
 
 
 def original_message(message: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD,
 SHOWN_COLUMNS = (
     *("id", "type", "queue", "priority", "state", "attempts", "max_attempts", "payload", "result"),
     *("cancel_requested", "correlation_id", "causation_id", "worker", "run_at", "created_at"),
-    *("started_at", "finished_at", "next_retry_at"),
+    *("started_at", "finished_at", "next_retry_at", "requeued_from"),
 )
 
 
@@ -88,6 +88,7 @@ class Job(Base):
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    requeued_from: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The job as the API and the CLI show it."""

@@ -1,0 +1,179 @@
+"""``/v1/dead-letters``: what failed for good, and what operators do about it (scope ``ops``)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy.orm import Session
+
+from api.auth import current_token, require
+from api.errors import abort
+from api.idempotent import Outcome, run_once
+from api.pagination import decode_cursor, encode_cursor
+from api.runtime import runtime
+from api.schemas import (
+    BulkRequeue,
+    BulkRequeueResult,
+    DeadLetterOut,
+    DeadLetterPage,
+    DeadLetterQuery,
+    DeadLetterStats,
+    Purge,
+    Requeue,
+)
+from jobs import dead_letters, service
+from jobs.models import DeadLetter
+
+blp = Blueprint(
+    "dead-letters", __name__, url_prefix="/v1/dead-letters", description="Inspect and requeue dead letters."
+)
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def actor() -> str:
+    token = current_token()
+    return f"token:{token.name}:{token.id}"
+
+
+def dead_letter_json(session: Session, letter: DeadLetter) -> dict[str, Any]:
+    entries = [
+        {"at": e.at, "actor": e.actor, "action": e.action, "reason": e.reason, "details": e.details}
+        for e in dead_letters.history(session, letter.id)
+    ]
+    return {
+        **{column.key: getattr(letter, column.key) for column in DeadLetter.__table__.columns},
+        "requeues": [e for e in entries if e["action"] == "requeue"],
+        "audit": entries,
+    }
+
+
+def filter_from(values: dict[str, Any], state: str = "dead") -> dead_letters.Filter:
+    return dead_letters.Filter(
+        queue=values.get("queue"),
+        type=values.get("type"),
+        error=values.get("error"),
+        since=values.get("since"),
+        until=values.get("until"),
+        state=state,
+    )
+
+
+def parse_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        abort(404, f"No dead letter with id {text!r}: ids are UUIDs.")
+
+
+@blp.route("")
+class DeadLetters(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(DeadLetterQuery, location="query")
+    @blp.response(200, DeadLetterPage)
+    @require("ops")
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """List dead letters, most recent failure first."""
+        flt = filter_from(query, state=query["state"])
+        before = decode_cursor(query["cursor"]) if "cursor" in query else None
+        with runtime().sessions() as session:
+            found = dead_letters.list_dead_letters(session, flt, query["limit"], before)
+            items = [dead_letter_json(session, letter) for letter in found]
+        last = found[-1] if len(found) == query["limit"] else None
+        return {"items": items, "next_cursor": encode_cursor(last.last_failed_at, last.id) if last else None}
+
+
+@blp.route("/stats")
+class Stats(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, DeadLetterStats)
+    @require("ops")
+    def get(self) -> dict[str, Any]:
+        """Dead letters waiting for an operator, counted by queue, type and error."""
+        with runtime().sessions() as session:
+            return {
+                "total": dead_letters.count(session, dead_letters.Filter()),
+                **dead_letters.stats(session),
+            }
+
+
+@blp.route("/requeue")
+class BulkRequeueView(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(BulkRequeue)
+    @blp.response(200, BulkRequeueResult)
+    @require("ops")
+    def post(self, body: dict[str, Any]) -> Response:
+        """Requeue every dead letter matching a filter; ``dry_run`` only counts them."""
+        flt = filter_from(body)
+        who = actor()
+
+        def requeue_matching(session: Session) -> Outcome:
+            matched = dead_letters.count(session, flt)
+            if body["dry_run"]:
+                return {"dry_run": True, "matched": matched, "requeued": 0, "skipped": []}, 200, {}
+            done, skipped = dead_letters.requeue_matching(session, flt, actor=who, reason=body.get("reason"))
+            result = {"dry_run": False, "matched": matched, "requeued": len(done), "skipped": skipped}
+            return BulkRequeueResult().dump(result), 200, {}
+
+        return run_once(requeue_matching)
+
+
+@blp.route("/<dead_letter_id>")
+class DeadLetterById(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, DeadLetterOut)
+    @require("ops")
+    def get(self, dead_letter_id: str) -> dict[str, Any]:
+        """One dead letter, with its original message and its audit trail."""
+        with runtime().sessions() as session:
+            try:
+                return dead_letter_json(session, dead_letters.get(session, parse_id(dead_letter_id)))
+            except dead_letters.DeadLetterNotFoundError as exc:
+                abort(404, str(exc))
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(Purge, location="query")
+    @blp.response(200, DeadLetterOut)
+    @require("ops")
+    def delete(self, query: dict[str, Any], dead_letter_id: str) -> dict[str, Any]:
+        """Purge a dead letter: its message is dropped; the record and audit trail stay."""
+        return _change(
+            dead_letter_id, lambda s, i: dead_letters.purge(s, i, actor=actor(), reason=query.get("reason"))
+        )
+
+
+@blp.route("/<dead_letter_id>/requeue")
+class RequeueOne(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(Requeue)
+    @blp.response(200, DeadLetterOut)
+    @require("ops")
+    def post(self, body: dict[str, Any], dead_letter_id: str) -> dict[str, Any]:
+        """Requeue one dead letter, optionally with a corrected payload (checked by its type's schema)."""
+        letter = _change(
+            dead_letter_id,
+            lambda s, i: dead_letters.requeue(
+                s, i, actor=actor(), reason=body.get("reason"), payload=body.get("payload")
+            ),
+        )
+        if letter["job_id"] is not None:
+            runtime().publish_now(letter["job_id"])
+        return letter
+
+
+def _change(dead_letter_id: str, operation: Any) -> dict[str, Any]:
+    letter_id = parse_id(dead_letter_id)
+    rt = runtime()
+    try:
+        with rt.sessions.begin() as session:
+            return dead_letter_json(session, operation(session, letter_id))
+    except dead_letters.DeadLetterNotFoundError as exc:
+        abort(404, str(exc))
+    except service.JobConflictError as exc:
+        abort(409, str(exc))
+    except service.InvalidJobError as exc:
+        abort(422, "The corrected payload is not valid.", errors=exc.errors)

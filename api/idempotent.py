@@ -1,0 +1,67 @@
+"""POSTs made safe to retry: ``Idempotency-Key`` (or ``X-Idempotency-Key``), scoped to the token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Response, jsonify, request
+from sqlalchemy.orm import Session
+
+from api.auth import current_token
+from api.errors import abort
+from api.runtime import runtime
+from jobs import idempotency
+
+HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
+Outcome = tuple[Any, int, dict[str, str]]
+
+
+def respond(body: Any, status: int, headers: dict[str, str]) -> Response:
+    """A body that is already JSON-ready (as stored for replays), sent as is."""
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def run_once(work: Callable[[Session], Outcome]) -> Response:
+    """Run ``work`` in one transaction, storing its outcome under the request's idempotency key.
+
+    A replay gets the stored outcome with ``Idempotent-Replayed: true``; the same key with another
+    body is a 422; the same key while the first request is still in flight is a 409.
+    """
+    rt = runtime()
+    key = next((request.headers[h] for h in HEADERS if h in request.headers), None)
+    if key is None:
+        with rt.sessions.begin() as session:
+            return respond(*work(session))
+    if not 1 <= len(key) <= 255:
+        abort(400, "Idempotency-Key must be 1 to 255 characters.")
+    token_id = current_token().id
+    fingerprint = idempotency.request_hash(request.method, request.path, request.get_json(silent=True))
+    try:
+        with rt.sessions.begin() as session:
+            ttl = timedelta(hours=rt.settings.idempotency_ttl_hours)
+            stored = idempotency.begin(session, token_id, key, fingerprint, ttl)
+    except idempotency.KeyInFlightError as exc:
+        abort(409, str(exc))
+    except idempotency.KeyReusedError as exc:
+        abort(422, str(exc))
+    if stored is not None:
+        headers = {
+            "Idempotent-Replayed": "true",
+            **({"Location": stored.location} if stored.location else {}),
+        }
+        return respond(stored.body, stored.status, headers)
+    try:
+        with rt.sessions.begin() as session:
+            body, status, headers = work(session)
+            outcome = idempotency.StoredResponse(status, body, headers.get("Location"))
+            idempotency.complete(session, token_id, key, outcome)
+    except BaseException:
+        with rt.sessions.begin() as session:
+            idempotency.release(session, token_id, key)
+        raise
+    return respond(body, status, headers)
