@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from jobs import service, tokens
+from jobs.dead_letters_cli import dead_letters_group
 from jobs.dev import dev
 from jobs.models import FINISHED_STATES, Job
 from jobs.settings import Settings, SettingsError, load_settings
@@ -232,6 +233,7 @@ def create_token(ctx: Context, scopes: str, name: str) -> None:
 
 
 main.add_command(dev)
+main.add_command(dead_letters_group)
 
 if __name__ == "__main__":
     main()

@@ -236,7 +236,7 @@ def requeue(session: Session, job: Job) -> None:
     job.cancel_requested = False
     job.result = job.error_type = job.error_message = None
     job.started_at = job.finished_at = job.next_retry_at = job.first_failed_at = None
-    job.lease_expires_at = None
+    job.lease_expires_at = job.requeued_from = None
     job.progress, job.progress_message = 0, None
     _enqueue(session, job)
 

@@ -1,0 +1,238 @@
+"""``conveyor dead-letters``: the same operations as ``/v1/dead-letters``, for operators at a shell."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from jobs import dead_letters, service
+from jobs.db import make_engine, make_sessionmaker
+from jobs.models import DeadLetter
+from jobs.settings import SettingsError, load_settings
+
+COLUMNS = ("ID", "QUEUE", "TYPE", "REASON", "ERROR", "ATTEMPTS", "LAST FAILED")
+
+
+def _sessions() -> Any:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    return settings, make_sessionmaker(make_engine(settings))
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a dead letter id (a UUID)") from None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
+
+
+def _view(session: Any, letter: DeadLetter) -> dict[str, Any]:
+    entries = [
+        {"at": e.at, "actor": e.actor, "action": e.action, "reason": e.reason, "details": e.details}
+        for e in dead_letters.history(session, letter.id)
+    ]
+    return {
+        **{c.key: getattr(letter, c.key) for c in DeadLetter.__table__.columns},
+        "requeues": [e for e in entries if e["action"] == "requeue"],
+        "audit": entries,
+    }
+
+
+def filter_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--queue"),
+            click.option("--type", "job_type"),
+            click.option("--error", help="an error type, or text in the error message"),
+            click.option("--since", type=click.DateTime(), help="last failure at or after (UTC)"),
+            click.option("--until", type=click.DateTime(), help="last failure before (UTC)"),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _filter(queue: str | None, job_type: str | None, error: str | None, since: datetime | None,
+            until: datetime | None, state: str = "dead") -> dead_letters.Filter:  # fmt: skip
+    return dead_letters.Filter(
+        queue=queue,
+        type=job_type,
+        error=error,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+        state=state,
+    )
+
+
+@click.group("dead-letters")
+def dead_letters_group() -> None:
+    """Inspect, requeue and purge dead letters."""
+
+
+@dead_letters_group.command("list")
+@filter_options
+@click.option("--state", type=click.Choice(["dead", "requeued", "purged"]), default="dead", show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
+@click.option("--json", "as_json", is_flag=True)
+def list_command(state: str, limit: int, as_json: bool, **filters: Any) -> None:
+    """List dead letters, most recent failure first."""
+    _, sessions = _sessions()
+    with sessions() as session:
+        found = dead_letters.list_dead_letters(session, _filter(**filters, state=state), limit)
+        if as_json:
+            click.echo(_json([_view(session, letter) for letter in found]))
+            return
+    rows = [
+        (str(d.id), d.queue, d.type or "-", d.reason, f"{d.error_type}: {d.error}"[:48], str(d.attempts),
+         f"{d.last_failed_at:%Y-%m-%d %H:%M:%S}")
+        for d in found
+    ]  # fmt: skip
+    _table([COLUMNS, *rows])
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@dead_letters_group.command("show")
+@click.argument("dead_letter_id")
+def show_command(dead_letter_id: str) -> None:
+    """Show one dead letter as JSON, with its original message and audit trail."""
+    _, sessions = _sessions()
+    with sessions() as session:
+        try:
+            click.echo(_json(_view(session, dead_letters.get(session, _uuid(dead_letter_id)))))
+        except dead_letters.DeadLetterNotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@dead_letters_group.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+def stats_command(as_json: bool) -> None:
+    """Count dead letters waiting for an operator, by queue, type and error."""
+    _, sessions = _sessions()
+    with sessions() as session:
+        counts = dead_letters.stats(session)
+    if as_json:
+        click.echo(_json(counts))
+        return
+    for name, by_key in counts.items():
+        click.echo(f"by {name}:")
+        for key, total in sorted(by_key.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {total:>6}  {key}")
+
+
+@dead_letters_group.command("requeue")
+@click.argument("ids", nargs=-1)
+@filter_options
+@click.option("--payload", help="a corrected payload (JSON), for one job's dead letter")
+@click.option("--reason", help="why, for the audit log")
+@click.option("--dry-run", is_flag=True, help="only count what a filter matches")
+@click.option("--yes", is_flag=True, help="requeue everything the filter matches without asking")
+def requeue_command(
+    ids: tuple[str, ...], payload: str | None, reason: str | None, dry_run: bool, yes: bool, **filters: Any
+) -> None:
+    """Requeue dead letters by id, or every one a filter matches."""
+    settings, sessions = _sessions()
+    corrected = _payload(payload, ids)
+    flt = _filter(**filters)
+    if not ids:
+        with sessions() as session:
+            matched = dead_letters.count(session, flt)
+        click.echo(f"{matched} dead letters match.", err=True)
+        if dry_run or matched == 0:
+            return
+        _confirm(yes, f"Requeue all {matched}?")
+    skipped: list[dict[str, str]]
+    try:
+        with sessions.begin() as session:
+            if ids:
+                for text in ids:
+                    dead_letters.requeue(
+                        session, _uuid(text), actor=_actor(), reason=reason, payload=corrected
+                    )
+                done, skipped = [_uuid(text) for text in ids], []
+            else:
+                done, skipped = dead_letters.requeue_matching(session, flt, actor=_actor(), reason=reason)
+    except (dead_letters.DeadLetterNotFoundError, service.JobConflictError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except service.InvalidJobError as exc:
+        raise click.ClickException(f"The corrected payload is not valid: {json.dumps(exc.errors)}") from None
+    _publish(settings, sessions)
+    click.echo(f"Requeued {len(done)}; skipped {len(skipped)}.", err=True)
+    for item in skipped:
+        click.echo(f"  skipped {item['id']}: {item['why']}", err=True)
+
+
+def _payload(text: str | None, ids: tuple[str, ...]) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    if len(ids) != 1:
+        raise click.UsageError("--payload corrects one dead letter: name exactly one id.")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--payload")
+    return value
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise click.UsageError("This changes many dead letters: pass --yes (or --dry-run to count them).")
+    click.confirm(question, abort=True)
+
+
+def _publish(settings: Any, sessions: Any) -> None:
+    from jobs.outbox import Publisher, publish_due
+
+    try:
+        publish_due(sessions, Publisher(settings))
+    except Exception as exc:
+        click.echo(f"Saved; the relay will publish the requeued work (broker: {exc}).", err=True)
+
+
+@dead_letters_group.command("purge")
+@click.argument("ids", nargs=-1)
+@click.option("--expired", is_flag=True, help="purge those older than CONVEYOR_DEAD_LETTER_RETENTION_DAYS")
+@click.option("--reason", help="why, for the audit log")
+@click.option("--yes", is_flag=True, help="purge without asking")
+def purge_command(ids: tuple[str, ...], expired: bool, reason: str | None, yes: bool) -> None:
+    """Purge dead letters by id, or (--expired) every one past the retention period."""
+    settings, sessions = _sessions()
+    if bool(ids) == expired:
+        raise click.UsageError("Name dead letter ids, or pass --expired (not both).")
+    _confirm(yes, f"Purge {len(ids) or 'expired'} dead letters?")
+    try:
+        with sessions.begin() as session:
+            if expired:
+                retention = timedelta(days=settings.dead_letter_retention_days)
+                count = dead_letters.purge_expired(session, retention, actor=_actor())
+            else:
+                for text in ids:
+                    dead_letters.purge(session, _uuid(text), actor=_actor(), reason=reason)
+                count = len(ids)
+    except (dead_letters.DeadLetterNotFoundError, service.JobConflictError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Purged {count}.", err=True)
