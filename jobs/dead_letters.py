@@ -5,6 +5,7 @@ The API and the CLI call these same functions. Every requeue and purge writes an
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -16,8 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from jobs import service
+from jobs import messages, service
 from jobs.models import AuditEntry, DeadLetter, DeadLetterState, Job, JobState, OutboxMessage, utcnow
+from jobs.types import JOB_TYPES
 
 FAILURE_HEADER_PREFIX = "x-conveyor-"
 BROKER_HEADERS = frozenset(
@@ -210,6 +212,43 @@ def requeue_matching(
         else:
             done.append(dead_letter_id)
     return done, skipped
+
+
+def recover_lost_jobs(session: Session, delivery_limit: int) -> int:
+    """Resend jobs whose worker vanished (their lease ran out); dead-letter those lost too often."""
+    lost = service.lost_jobs(session)
+    for job in lost:
+        if service.recover_lost(session, job, delivery_limit) != JobState.DEAD:
+            continue
+        task_name = JOB_TYPES[job.type].task_name
+        message_id = f"{job.id}.{job.dispatch}"
+        body = json.dumps([[str(job.id), job.dispatch], {}, {}])
+        index(
+            session,
+            Failure(
+                message_id=message_id,
+                queue=job.queue,
+                reason="worker_lost",
+                error_type=job.error_type or "WorkerLostError",
+                error=job.error_message or "",
+                message=messages.capture(
+                    body,
+                    {"task": task_name, "id": message_id},
+                    {},
+                    {"routing_key": job.queue},
+                    "application/json",
+                    "utf-8",
+                    job.queue,
+                ),
+                job_id=job.id,
+                type=job.type,
+                task_name=task_name,
+                attempts=job.attempts,
+                worker=job.worker,
+                first_failed_at=job.first_failed_at,
+            ),
+        )
+    return len(lost)
 
 
 def original_message(message: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -19,6 +20,7 @@ from celery import Celery
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import dead_letters
 from jobs.broker import celery_config
 from jobs.messages import decode_body
 from jobs.models import Job, OutboxMessage, utcnow
@@ -26,6 +28,8 @@ from jobs.settings import Settings
 from jobs.types import JOB_TYPES
 
 log = logging.getLogger(__name__)
+
+RECOVERY_INTERVAL_S = 10.0
 
 
 class Publisher:
@@ -104,14 +108,25 @@ def publish_due(
     return len(claimed)
 
 
+def recover_lost(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        recovered = dead_letters.recover_lost_jobs(session, settings.delivery_limit)
+    if recovered:
+        log.warning("Recovered %d running jobs whose worker was lost.", recovered)
+
+
 def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event) -> None:
     """Publish due outbox rows until ``stop`` is set; survives broker and database outages."""
     publisher = Publisher(settings)
     interval = settings.relay_interval_ms / 1000
     failing = False
+    next_recovery = 0.0
     log.info("Outbox relay started; polling every %d ms.", settings.relay_interval_ms)
     while not stop.is_set():
         try:
+            if time.monotonic() >= next_recovery:
+                recover_lost(settings, sessions)
+                next_recovery = time.monotonic() + RECOVERY_INTERVAL_S
             published = publish_due(sessions, publisher)
         except Exception as exc:
             if not failing:

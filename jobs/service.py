@@ -127,7 +127,7 @@ def list_jobs(
 
 
 def mark_started(
-    session: Session, job_id: uuid.UUID, dispatch: int, worker: str, delivery_limit: int
+    session: Session, job_id: uuid.UUID, dispatch: int, worker: str, delivery_limit: int, lease: timedelta
 ) -> Job | None:
     """Claim the job for this delivery; None when the message is stale or the job is over.
 
@@ -152,7 +152,28 @@ def mark_started(
     job.started_at = utcnow()
     job.next_retry_at = None
     job.worker = worker
+    job.lease_expires_at = job.started_at + lease
     return job
+
+
+def lost_jobs(session: Session, limit: int = 100) -> list[Job]:
+    """Running jobs past their lease: their worker died and the broker will not redeliver."""
+    statement = select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < utcnow())
+    return list(session.scalars(statement.limit(limit).with_for_update(skip_locked=True)))
+
+
+def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
+    """Send a lost job again as a new dispatch (a stale copy is skipped), or give up on it."""
+    if job.deliveries >= delivery_limit:
+        mark_dead(
+            job, "WorkerLostError", f"The job's worker was lost {job.deliveries} times while running it."
+        )
+        return JobState.DEAD
+    job.state = JobState.RETRYING
+    job.dispatch += 1
+    job.lease_expires_at = None
+    _enqueue(session, job)
+    return JobState.RETRYING
 
 
 def mark_succeeded(session: Session, job: Job, result: Any) -> None:

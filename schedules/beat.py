@@ -10,4 +10,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 900.0,
         "options": {"queue": "maintenance"},
     },
+    "purge-expired-dead-letters": {
+        "task": "conveyor.maintenance.purge_expired_dead_letters",
+        "schedule": 3600.0,
+        "options": {"queue": "maintenance"},
+    },
 }

@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -28,6 +28,7 @@ from workers.dead_letters import DeadLettered, failure_info
 log = logging.getLogger(__name__)
 
 DATABASE_DOWN_PAUSE_S = 2.0
+LEASE_GRACE_S = 30
 
 
 class Runtime:
@@ -103,10 +104,12 @@ class JobTask(Task):
             raise DeadLettered(failure_info("invalid_message", exc, message=message)) from None
 
     def _claim(self, job_id: uuid.UUID, dispatch: int) -> Claim | None:
-        limit = self.runtime.settings.delivery_limit
+        settings = self.runtime.settings
+        lease = timedelta(seconds=settings.task_time_limit_s + LEASE_GRACE_S)
+        worker = self.request.hostname or "?"
         try:
             with self.runtime.sessions.begin() as session:
-                job = service.mark_started(session, job_id, dispatch, self.request.hostname or "?", limit)
+                job = service.mark_started(session, job_id, dispatch, worker, settings.delivery_limit, lease)
                 if job is None:
                     self._dead_letter_again_if_lost(session, job_id, dispatch)
                     return None
