@@ -33,6 +33,11 @@ class FailPayload(Schema):
     times = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
     permanent = fields.Boolean(load_default=False)
     message = fields.String(load_default="failed on purpose", validate=validate.Length(max=500))
+    sleep_ms = fields.Integer(load_default=0, validate=validate.Range(min=0, max=600_000))
+
+
+class CrashPayload(Schema):
+    times = fields.Integer(load_default=1_000_000, validate=validate.Range(min=0))
 
 
 JOB_TYPES: dict[str, JobType] = {
@@ -51,7 +56,16 @@ JOB_TYPES: dict[str, JobType] = {
             "conveyor.diagnostics.fail",
             "default",
             FailPayload,
-            "Raises a retriable error `times` times, then succeeds; `permanent` never succeeds.",
+            "Sleeps `sleep_ms`, then raises a retriable error `times` times before succeeding; "
+            "`permanent` never succeeds.",
+        ),
+        JobType(
+            "crash",
+            "conveyor.diagnostics.crash",
+            "default",
+            CrashPayload,
+            "Kills its own worker process (as a segfault or the OOM killer would) on its first "
+            "`times` deliveries, then succeeds.",
         ),
     )
 }

@@ -14,4 +14,5 @@ HANDLERS: dict[str, Handler] = {
     "echo": diagnostics.echo,
     "sleep": diagnostics.sleep,
     "fail": diagnostics.fail,
+    "crash": diagnostics.crash,
 }

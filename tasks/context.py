@@ -13,6 +13,7 @@ from tasks.errors import JobCancelledError
 class JobContext:
     job_id: uuid.UUID
     attempt: int
+    delivery: int
     report: Callable[[int, str | None], bool]
 
     def progress(self, percent: int, message: str | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from typing import Any
 
@@ -26,8 +28,15 @@ def sleep(payload: dict[str, Any], ctx: JobContext) -> dict[str, int]:
 
 
 def fail(payload: dict[str, Any], ctx: JobContext) -> dict[str, int]:
+    time.sleep(payload["sleep_ms"] / 1000)
     if payload["permanent"]:
         raise PermanentError(payload["message"])
     if ctx.attempt <= payload["times"]:
         raise RetryableError(f"{payload['message']} (attempt {ctx.attempt} of {payload['times']})")
     return {"failed_times": payload["times"]}
+
+
+def crash(payload: dict[str, Any], ctx: JobContext) -> dict[str, int]:
+    if ctx.delivery <= payload["times"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"crashed_times": payload["times"]}

@@ -54,3 +54,27 @@ def test_exhausted_retries_make_the_job_dead(backend: Backend, client: FlaskClie
     assert letter.attempts == 3
     assert letter.first_failed_at < letter.last_failed_at
     assert backend.wait_for_job(job_id, "dead").attempts == 3
+
+
+def test_message_that_keeps_killing_its_worker_is_dead_lettered(
+    backend: Backend, client: FlaskClient, writer: str
+) -> None:
+    job_id = submit(client, writer, "crash", {})
+
+    letter = dead_letter_of(backend, job_id)
+
+    assert letter.reason in {"delivery_limit", "worker_lost"}
+    assert backend.wait_for_job(job_id, "dead").state == "dead"
+    after = submit(client, writer, "echo", {"still": "up"})
+    assert backend.wait_for_job(after, "succeeded").result == {"still": "up"}
+
+
+def test_crash_on_first_delivery_is_redelivered_and_succeeds(
+    backend: Backend, client: FlaskClient, writer: str
+) -> None:
+    job_id = submit(client, writer, "crash", {"times": 1})
+
+    job = backend.wait_for_job(job_id, "succeeded")
+
+    assert job.result == {"crashed_times": 1}
+    assert job.deliveries == 2

@@ -48,6 +48,7 @@ class Claim:
 
     payload: dict[str, Any]
     attempts: int
+    deliveries: int
     max_attempts: int
     first_failed_at: datetime | None
 
@@ -77,7 +78,12 @@ class JobTask(Task):
             return
         log.info("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
         started = time.monotonic()
-        ctx = JobContext(job_id=jid, attempt=claim.attempts, report=lambda p, m: self._report(jid, p, m))
+        ctx = JobContext(
+            job_id=jid,
+            attempt=claim.attempts,
+            delivery=claim.deliveries,
+            report=lambda p, m: self._report(jid, p, m),
+        )
         try:
             loaded = service.validate_payload(self.job_type, claim.payload)
             result = self.handler(loaded, ctx)
@@ -113,7 +119,9 @@ class JobTask(Task):
                 if job is None:
                     self._dead_letter_again_if_lost(session, job_id, dispatch)
                     return None
-                claim = Claim(job.payload, job.attempts, job.max_attempts, job.first_failed_at)
+                claim = Claim(
+                    job.payload, job.attempts, job.deliveries, job.max_attempts, job.first_failed_at
+                )
                 dead = job.state == JobState.DEAD
                 error_type, error = job.error_type, job.error_message
         except service.JobNotFoundError as exc:
