@@ -26,7 +26,6 @@ from api.schemas import (
     Requeue,
 )
 from jobs import dead_letters, service
-from jobs.models import DeadLetter
 
 blp = Blueprint(
     "dead-letters", __name__, url_prefix="/v1/dead-letters", description="Inspect and requeue dead letters."
@@ -37,18 +36,6 @@ SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 def actor() -> str:
     token = current_token()
     return f"token:{token.name}:{token.id}"
-
-
-def dead_letter_json(session: Session, letter: DeadLetter) -> dict[str, Any]:
-    entries = [
-        {"at": e.at, "actor": e.actor, "action": e.action, "reason": e.reason, "details": e.details}
-        for e in dead_letters.history(session, letter.id)
-    ]
-    return {
-        **{column.key: getattr(letter, column.key) for column in DeadLetter.__table__.columns},
-        "requeues": [e for e in entries if e["action"] == "requeue"],
-        "audit": entries,
-    }
 
 
 def filter_from(values: dict[str, Any], state: str = "dead") -> dead_letters.Filter:
@@ -81,7 +68,7 @@ class DeadLetters(MethodView):
         before = decode_cursor(query["cursor"]) if "cursor" in query else None
         with runtime().sessions() as session:
             found = dead_letters.list_dead_letters(session, flt, query["limit"], before)
-            items = [dead_letter_json(session, letter) for letter in found]
+            items = [dead_letters.view(session, letter) for letter in found]
         last = found[-1] if len(found) == query["limit"] else None
         return {"items": items, "next_cursor": encode_cursor(last.last_failed_at, last.id) if last else None}
 
@@ -131,7 +118,7 @@ class DeadLetterById(MethodView):
         """One dead letter, with its original message and its audit trail."""
         with runtime().sessions() as session:
             try:
-                return dead_letter_json(session, dead_letters.get(session, parse_id(dead_letter_id)))
+                return dead_letters.view(session, dead_letters.get(session, parse_id(dead_letter_id)))
             except dead_letters.DeadLetterNotFoundError as exc:
                 abort(404, str(exc))
 
@@ -170,7 +157,7 @@ def _change(dead_letter_id: str, operation: Any) -> dict[str, Any]:
     rt = runtime()
     try:
         with rt.sessions.begin() as session:
-            return dead_letter_json(session, operation(session, letter_id))
+            return dead_letters.view(session, operation(session, letter_id))
     except dead_letters.DeadLetterNotFoundError as exc:
         abort(404, str(exc))
     except service.JobConflictError as exc:

@@ -119,6 +119,19 @@ def history(session: Session, dead_letter_id: uuid.UUID) -> list[AuditEntry]:
     return list(session.scalars(statement.order_by(AuditEntry.id)))
 
 
+def view(session: Session, letter: DeadLetter) -> dict[str, Any]:
+    """The dead letter as the API and the CLI show it, with its requeue history and audit trail."""
+    entries = [
+        {"at": e.at, "actor": e.actor, "action": e.action, "reason": e.reason, "details": e.details}
+        for e in history(session, letter.id)
+    ]
+    return {
+        **{column.key: getattr(letter, column.key) for column in DeadLetter.__table__.columns},
+        "requeues": [e for e in entries if e["action"] == "requeue"],
+        "audit": entries,
+    }
+
+
 def matching(flt: Filter) -> Select[Any]:
     statement = select(DeadLetter).where(DeadLetter.state == flt.state)
     if flt.queue:

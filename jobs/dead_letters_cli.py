@@ -13,7 +13,6 @@ import click
 
 from jobs import dead_letters, service
 from jobs.db import make_engine, make_sessionmaker
-from jobs.models import DeadLetter
 from jobs.settings import SettingsError, load_settings
 
 COLUMNS = ("ID", "QUEUE", "TYPE", "REASON", "ERROR", "ATTEMPTS", "LAST FAILED")
@@ -40,18 +39,6 @@ def _uuid(text: str) -> uuid.UUID:
 
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
-
-
-def _view(session: Any, letter: DeadLetter) -> dict[str, Any]:
-    entries = [
-        {"at": e.at, "actor": e.actor, "action": e.action, "reason": e.reason, "details": e.details}
-        for e in dead_letters.history(session, letter.id)
-    ]
-    return {
-        **{c.key: getattr(letter, c.key) for c in DeadLetter.__table__.columns},
-        "requeues": [e for e in entries if e["action"] == "requeue"],
-        "audit": entries,
-    }
 
 
 def filter_options(command: Any) -> Any:
@@ -96,7 +83,7 @@ def list_command(state: str, limit: int, as_json: bool, **filters: Any) -> None:
     with sessions() as session:
         found = dead_letters.list_dead_letters(session, _filter(**filters, state=state), limit)
         if as_json:
-            click.echo(_json([_view(session, letter) for letter in found]))
+            click.echo(_json([dead_letters.view(session, letter) for letter in found]))
             return
     rows = [
         (str(d.id), d.queue, d.type or "-", d.reason, f"{d.error_type}: {d.error}"[:48], str(d.attempts),
@@ -119,7 +106,7 @@ def show_command(dead_letter_id: str) -> None:
     _, sessions = _sessions()
     with sessions() as session:
         try:
-            click.echo(_json(_view(session, dead_letters.get(session, _uuid(dead_letter_id)))))
+            click.echo(_json(dead_letters.view(session, dead_letters.get(session, _uuid(dead_letter_id)))))
         except dead_letters.DeadLetterNotFoundError as exc:
             raise click.ClickException(str(exc)) from None
 

@@ -14,7 +14,7 @@ from celery.worker.consumer.consumer import Consumer
 from kombu.message import Message
 from vine import promise
 
-from workers.dead_letters import failure_info, publish_dead_letter, queue_of
+from workers.dead_letters import failure_info, publish_dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,7 @@ class DeadLetteringConsumer(Consumer):
     def dead_letter(self, message: Message, reason: str, exc: BaseException | None, note: str) -> None:
         info = failure_info(reason, exc, message=f"{note}: {exc}" if exc else note, worker=self.hostname)
         try:
-            publish_dead_letter(
-                self.app,
-                body=message.body,
-                headers=message.headers,
-                properties=message.properties,
-                content_type=message.content_type,
-                content_encoding=message.content_encoding,
-                queue=queue_of(message.delivery_info),
-                info=info,
-            )
+            publish_dead_letter(self.app, message, info)
         except Exception:
             log.error("Could not dead-letter an unusable message; leaving it unacknowledged.", exc_info=True)
             return

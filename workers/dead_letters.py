@@ -17,6 +17,7 @@ from celery.exceptions import TimeLimitExceeded
 from celery.worker.request import Request
 from celery.worker.state import task_ready
 from kombu import Exchange, Queue
+from kombu.message import Message
 
 from jobs.broker import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
 from jobs.models import utcnow
@@ -64,40 +65,31 @@ def _header_value(value: Any) -> Any:
     )
 
 
-def publish_dead_letter(
-    app: Any,
-    *,
-    body: bytes | str,
-    headers: dict[str, Any] | None,
-    properties: dict[str, Any] | None,
-    content_type: str | None,
-    content_encoding: str | None,
-    queue: str,
-    info: dict[str, Any],
-) -> None:
-    """Put the message, unchanged but for failure headers, on ``<queue>.dead``."""
+def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str:
+    """Put the message, unchanged but for failure headers, on ``<queue>.dead``; returns that queue."""
+    queue = queue_of(message.delivery_info)
     dead = dead_letter_queue_name(queue)
     quorum = {"x-queue-type": "quorum"} if app.conf.broker_url.startswith(("amqp", "pyamqp")) else None
     target = Queue(
         dead, Exchange(DEAD_LETTER_EXCHANGE, type="direct"), routing_key=dead, queue_arguments=quorum
     )
     failure_headers = {HEADER + key: value for key, value in info.items()}
-    properties = {
-        k: v for k, v in (properties or {}).items() if k in ("correlation_id", "reply_to", "priority")
-    }
+    kept = ("correlation_id", "reply_to", "priority")
+    properties = {k: v for k, v in (message.properties or {}).items() if k in kept}
     with app.producer_or_acquire() as producer:
         producer.publish(
-            body,
+            message.body,
             exchange=target.exchange,
             routing_key=dead,
-            headers={**(headers or {}), **failure_headers, HEADER + "queue": queue},
-            content_type=content_type or "application/octet-stream",
-            content_encoding=content_encoding or "binary",
+            headers={**(message.headers or {}), **failure_headers, HEADER + "queue": queue},
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
             declare=[target],
             retry=True,
             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             **properties,
         )
+    return dead
 
 
 def queue_of(delivery_info: dict[str, Any] | None, fallback: str = "default") -> str:
@@ -124,19 +116,9 @@ class DeadLetteringRequest(Request):
 
     def _dead_letter(self, info: dict[str, Any]) -> None:
         task_ready(self)
-        message = self.message
         info.setdefault("worker", self.hostname)
         try:
-            publish_dead_letter(
-                self.task.app,
-                body=message.body,
-                headers=message.headers,
-                properties=message.properties,
-                content_type=message.content_type,
-                content_encoding=message.content_encoding,
-                queue=queue_of(self.delivery_info),
-                info=info,
-            )
+            dead = publish_dead_letter(self.task.app, self.message, info)
         except Exception:
             log.error("Could not dead-letter task %s; requeueing it.", self.id, exc_info=True)
             self.reject(requeue=True)
@@ -144,9 +126,5 @@ class DeadLetteringRequest(Request):
         self.acknowledge()
         self.send_event("task-failed", exception=f"{info['error-type']}: {info['error']}", traceback="")
         log.warning(
-            "Task %s (job %s) was dead-lettered to %s: %s.",
-            self.id,
-            info.get("job-id"),
-            dead_letter_queue_name(queue_of(self.delivery_info)),
-            info["reason"],
+            "Task %s (job %s) was dead-lettered to %s: %s.", self.id, info.get("job-id"), dead, info["reason"]
         )
