@@ -58,10 +58,10 @@ def parse_id(text: str) -> uuid.UUID:
 
 @blp.route("")
 class DeadLetters(MethodView):
+    @require("ops")
     @blp.doc(security=SECURITY)
     @blp.arguments(DeadLetterQuery, location="query")
     @blp.response(200, DeadLetterPage)
-    @require("ops")
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List dead letters, most recent failure first."""
         flt = filter_from(query, state=query["state"])
@@ -75,9 +75,9 @@ class DeadLetters(MethodView):
 
 @blp.route("/stats")
 class Stats(MethodView):
+    @require("ops")
     @blp.doc(security=SECURITY)
     @blp.response(200, DeadLetterStats)
-    @require("ops")
     def get(self) -> dict[str, Any]:
         """Dead letters waiting for an operator, counted by queue, type and error."""
         with runtime().sessions() as session:
@@ -89,10 +89,10 @@ class Stats(MethodView):
 
 @blp.route("/requeue")
 class BulkRequeueView(MethodView):
+    @require("ops")
     @blp.doc(security=SECURITY)
     @blp.arguments(BulkRequeue)
     @blp.response(200, BulkRequeueResult)
-    @require("ops")
     def post(self, body: dict[str, Any]) -> Response:
         """Requeue every dead letter matching a filter; ``dry_run`` only counts them."""
         flt = filter_from(body)
@@ -111,9 +111,9 @@ class BulkRequeueView(MethodView):
 
 @blp.route("/<dead_letter_id>")
 class DeadLetterById(MethodView):
+    @require("ops")
     @blp.doc(security=SECURITY)
     @blp.response(200, DeadLetterOut)
-    @require("ops")
     def get(self, dead_letter_id: str) -> dict[str, Any]:
         """One dead letter, with its original message and its audit trail."""
         with runtime().sessions() as session:
@@ -122,10 +122,10 @@ class DeadLetterById(MethodView):
             except dead_letters.DeadLetterNotFoundError as exc:
                 abort(404, str(exc))
 
+    @require("ops")
     @blp.doc(security=SECURITY)
     @blp.arguments(Purge, location="query")
     @blp.response(200, DeadLetterOut)
-    @require("ops")
     def delete(self, query: dict[str, Any], dead_letter_id: str) -> dict[str, Any]:
         """Purge a dead letter: its message is dropped; the record and audit trail stay."""
         return _change(
@@ -135,10 +135,10 @@ class DeadLetterById(MethodView):
 
 @blp.route("/<dead_letter_id>/requeue")
 class RequeueOne(MethodView):
+    @require("ops")
     @blp.doc(security=SECURITY)
     @blp.arguments(Requeue)
     @blp.response(200, DeadLetterOut)
-    @require("ops")
     def post(self, body: dict[str, Any], dead_letter_id: str) -> dict[str, Any]:
         """Requeue one dead letter, optionally with a corrected payload (checked by its type's schema)."""
         letter = _change(

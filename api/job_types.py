@@ -38,9 +38,9 @@ CATALOGUE = [
 
 @blp.route("")
 class JobTypes(MethodView):
+    @require("jobs:read")
     @blp.doc(security=[{"bearer": []}])
     @blp.response(200, JobTypeOut(many=True))
-    @require("jobs:read")
     def get(self) -> list[dict[str, Any]]:
         """List the job types this deployment accepts."""
         return CATALOGUE

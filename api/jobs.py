@@ -34,10 +34,10 @@ def parse_job_id(text: str) -> uuid.UUID:
 
 @blp.route("")
 class Jobs(MethodView):
+    @require("jobs:read")
     @blp.doc(security=SECURITY)
     @blp.arguments(JobQuery, location="query")
     @blp.response(200, JobPage)
-    @require("jobs:read")
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first, one page at a time."""
         before = decode_cursor(query["cursor"]) if "cursor" in query else None
@@ -55,10 +55,10 @@ class Jobs(MethodView):
             "next_cursor": encode_cursor(found[-1].created_at, found[-1].id) if found and full_page else None,
         }
 
+    @require("jobs:write")
     @blp.doc(security=SECURITY)
     @blp.arguments(JobCreate)
     @blp.response(202, JobOut)
-    @require("jobs:write")
     def post(self, body: dict[str, Any]) -> Response:
         """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe."""
         created: list[uuid.UUID] = []
@@ -79,9 +79,9 @@ class Jobs(MethodView):
 
 @blp.route("/<job_id>")
 class JobById(MethodView):
+    @require("jobs:read")
     @blp.doc(security=SECURITY)
     @blp.response(200, JobOut)
-    @require("jobs:read")
     def get(self, job_id: str) -> dict[str, Any]:
         """Read one job."""
         return _with_job(job_id, lambda session, jid: service.get(session, jid))
@@ -89,9 +89,9 @@ class JobById(MethodView):
 
 @blp.route("/<job_id>/cancel")
 class CancelJob(MethodView):
+    @require("jobs:write")
     @blp.doc(security=SECURITY)
     @blp.response(200, JobOut)
-    @require("jobs:write")
     def post(self, job_id: str) -> dict[str, Any]:
         """Cancel a waiting job now, or ask a running one to stop (409 once it has finished)."""
         return _with_job(job_id, service.cancel, write=True)
@@ -99,9 +99,9 @@ class CancelJob(MethodView):
 
 @blp.route("/<job_id>/retry")
 class RetryJob(MethodView):
+    @require("jobs:write")
     @blp.doc(security=SECURITY)
     @blp.response(202, JobOut)
-    @require("jobs:write")
     def post(self, job_id: str) -> dict[str, Any]:
         """Run a failed, dead or cancelled job again from its first attempt."""
         job = _with_job(job_id, service.retry, write=True)

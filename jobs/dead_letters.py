@@ -73,8 +73,10 @@ def index(session: Session, failure: Failure) -> DeadLetter | None:
     values["last_failed_at"] = failure.last_failed_at or now
     values.update(id=uuid.uuid4(), state=DeadLetterState.DEAD, created_at=now)
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stored = session.execute(insert(DeadLetter).values(**values).on_conflict_do_nothing())
-    if stored.rowcount == 1:  # type: ignore[attr-defined]
+    stored = session.execute(
+        insert(DeadLetter).values(**values).on_conflict_do_nothing().returning(DeadLetter.id)
+    )
+    if stored.first() is not None:
         letter = session.get(DeadLetter, values["id"])
     else:
         letter = _revive(session, failure, values)

@@ -73,8 +73,9 @@ def begin(
             expires_at=now + ttl,
         )
         .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
     )
-    if claimed.rowcount == 1:  # type: ignore[attr-defined]
+    if claimed.first() is not None:
         return None
     existing = session.scalars(
         select(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key)

@@ -29,6 +29,7 @@ PG_ADMIN_URL = os.environ.get("CONVEYOR_TEST_PG_URL", "postgresql://postgres@127
 RABBITMQ_URL = os.environ.get("CONVEYOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = ("embedded", "rabbitmq", "redis")
+REDIS_LOCK = "conveyor-test-run"
 HOW_TO_START = "start PostgreSQL, RabbitMQ and Redis with `bash .ci/services.sh`"
 
 T = TypeVar("T")
@@ -78,8 +79,14 @@ def private_vhost(suffix: str) -> str:
 
 
 def private_redis_db() -> str:
-    """One of Redis databases 1-11, picked by process id, so concurrent runs rarely share one."""
-    return REDIS_URL.rsplit("/", 1)[0] + f"/{1 + os.getpid() % 11}"
+    """A Redis database (1-11) no other test run holds, claimed with a lock key until stop()."""
+    import redis
+
+    base = REDIS_URL.rsplit("/", 1)[0]
+    for db in range(1, 12):
+        if redis.Redis.from_url(f"{base}/{db}").set(REDIS_LOCK, str(os.getpid()), nx=True, ex=7200):
+            return f"{base}/{db}"
+    raise RuntimeError("Every test Redis database (1-11) is held by another run.")
 
 
 def reset_broker(settings: Settings) -> None:
@@ -87,7 +94,11 @@ def reset_broker(settings: Settings) -> None:
     if settings.broker_url.startswith("redis"):
         import redis
 
-        redis.Redis.from_url(settings.broker_url).flushdb()
+        client = redis.Redis.from_url(settings.broker_url)
+        owner = client.get(REDIS_LOCK)
+        client.flushdb()
+        if owner is not None:
+            client.set(REDIS_LOCK, owner, ex=7200)
         return
     if not settings.broker_url.startswith("amqp"):
         return
@@ -176,6 +187,10 @@ class Backend:
             stop_process(process)
         self.processes.clear()
         self.sessions.kw["bind"].dispose()
+        if self.settings.broker_url.startswith("redis"):
+            import redis
+
+            redis.Redis.from_url(self.settings.broker_url).delete(REDIS_LOCK)
         vhost = self.settings.broker_url.rsplit("/", 1)[-1]
         if self.settings.broker_url.startswith("amqp") and vhost.startswith("conveyor_test_"):
             subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
@@ -184,7 +199,7 @@ class Backend:
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
     if process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    os.kill(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
