@@ -163,4 +163,4 @@ def _change(dead_letter_id: str, operation: Any) -> dict[str, Any]:
     except service.JobConflictError as exc:
         abort(409, str(exc))
     except service.InvalidJobError as exc:
-        abort(422, "The corrected payload is not valid.", errors=exc.errors)
+        abort(422, "The corrected payload is not valid.", errors={"json": exc.errors})

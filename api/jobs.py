@@ -67,7 +67,7 @@ class Jobs(MethodView):
             try:
                 job = service.submit(session, runtime().settings, service.Submission(**body))
             except service.InvalidJobError as exc:
-                abort(422, "The job is not valid.", errors=exc.errors)
+                abort(422, "The job is not valid.", errors={"json": exc.errors})
             created.append(job.id)
             return JobOut().dump(job.to_dict()), 202, {"Location": f"/v1/jobs/{job.id}"}
 

@@ -247,13 +247,13 @@ def test_a_body_over_the_size_limit_is_too_large(backend: Backend, client: Flask
 def test_an_unknown_job_type_is_unprocessable(client: FlaskClient, writer: str) -> None:
     response = post_job(client, writer, {"type": "no-such-type", "payload": {}})
 
-    assert "type" in assert_error(response, 422)["errors"]
+    assert "type" in assert_error(response, 422)["errors"]["json"]
 
 
 def test_a_payload_that_breaks_its_type_schema_is_unprocessable(client: FlaskClient, writer: str) -> None:
     response = post_job(client, writer, {"type": "sleep", "payload": {"ms": "x"}})
 
-    assert "ms" in assert_error(response, 422)["errors"]["payload"]
+    assert "ms" in assert_error(response, 422)["errors"]["json"]["payload"]
 
 
 def test_a_job_id_that_is_not_a_uuid_is_not_found(client: FlaskClient, writer: str) -> None:
