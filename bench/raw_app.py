@@ -1,0 +1,66 @@
+"""The baseline: a plain Celery app with one no-op task, on the broker Conveyor uses.
+
+It shares only the broker-side setup with Conveyor (queue arguments, transport options, JSON,
+late acks, prefetch), so the ratio Conveyor/raw measures what Conveyor adds on top of Celery.
+``celery -A bench.raw_app worker`` finds the module-level ``app``; the settings come from the
+same ``CONVEYOR_*`` variables, and ``BENCH_REDIS_URL`` names where the task records its timings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import cache
+
+import redis
+from celery import Celery
+from kombu import Exchange, Queue
+
+from jobs.broker import transport_options, work_queues
+from jobs.settings import Settings, load_settings
+
+RAW_QUEUE = "bench.raw"
+NOOP_TASK = "bench.noop"
+TIMINGS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+@cache
+def timings() -> redis.Redis:
+    """One client per process; built on first use, so each forked pool process opens its own."""
+    return redis.Redis.from_url(TIMINGS_URL)
+
+
+def noop(published_at: float, run_key: str) -> None:
+    """Record "published,finished" (epoch seconds); the list's length counts completions."""
+    timings().rpush(run_key, f"{published_at!r},{time.time()!r}")
+
+
+def raw_queue(settings: Settings) -> Queue:
+    """Declared with the same arguments as Conveyor's ``default`` queue (quorum on RabbitMQ)."""
+    arguments = work_queues(settings)[0].queue_arguments  # type: ignore[attr-defined]  # kombu's stubs omit it
+    return Queue(
+        RAW_QUEUE, Exchange(RAW_QUEUE, type="direct"), routing_key=RAW_QUEUE, queue_arguments=arguments
+    )
+
+
+def make_raw_app(settings: Settings) -> Celery:
+    app = Celery("bench-raw", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        worker_prefetch_multiplier=settings.worker_prefetch,
+        task_queues=[raw_queue(settings)],
+        task_default_queue=RAW_QUEUE,
+        task_create_missing_queues=False,
+        worker_hijack_root_logger=False,
+    )
+    app.task(name=NOOP_TASK)(noop)
+    return app
+
+
+app = make_raw_app(load_settings())
