@@ -96,6 +96,10 @@ class BulkRequeueView(MethodView):
     def post(self, body: dict[str, Any]) -> Response:
         """Requeue every dead letter matching a filter; ``dry_run`` only counts them."""
         flt = filter_from(body)
+        if flt == dead_letters.Filter() and not body["all"]:
+            abort(
+                422, "Give a filter (queue, type, error, since, until), or all: true to requeue everything."
+            )
         who = actor()
 
         def requeue_matching(session: Session) -> Outcome:

@@ -11,13 +11,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from api.auth import require
+from api.auth import current_token, require
 from api.errors import abort
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, encode_cursor
 from api.runtime import runtime
 from api.schemas import JobCreate, JobOut, JobPage, JobQuery
-from jobs import service
+from jobs import dead_letters, service
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ class RetryJob(MethodView):
     @blp.response(202, JobOut)
     def post(self, job_id: str) -> dict[str, Any]:
         """Run a failed, dead or cancelled job again from its first attempt."""
-        job = _with_job(job_id, service.retry, write=True)
+        actor = f"token:{current_token().name}:{current_token().id}"
+        job = _with_job(job_id, lambda s, jid: dead_letters.retry_job(s, jid, actor=actor), write=True)
         runtime().publish_now(job["id"])
         return job
 

@@ -19,7 +19,10 @@ def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = json.loads(raw)
-        return datetime.fromisoformat(at), uuid.UUID(row_id)
+        text, row_id = json.loads(raw)
+        at = datetime.fromisoformat(text)
+        if at.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return at, uuid.UUID(row_id)
     except (ValueError, TypeError, binascii.Error):
         abort(400, "The cursor is not valid; pass back next_cursor from a previous page.")

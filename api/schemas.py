@@ -138,6 +138,9 @@ class BulkRequeue(Schema):
     error = fields.String()
     since = fields.AwareDateTime()
     until = fields.AwareDateTime()
+    all = fields.Boolean(
+        load_default=False, metadata={"description": "requeue everything when no filter is given"}
+    )
     dry_run = fields.Boolean(load_default=False)
     reason = fields.String(validate=validate.Length(max=500))
 

@@ -65,7 +65,8 @@ class Filter:
 def index(session: Session, failure: Failure) -> DeadLetter | None:
     """Store a dead letter once per message id and mark its job dead; None if already stored.
 
-    A requeued raw message keeps its id, so when it dies again its dead letter comes back.
+    A requeued raw message keeps its id, so when it dies again its dead letter (requeued or
+    purged) comes back.
     """
     now = utcnow()
     values = asdict(failure)
@@ -91,7 +92,7 @@ def _revive(session: Session, failure: Failure, values: dict[str, Any]) -> DeadL
     existing = session.scalars(
         select(DeadLetter).where(DeadLetter.message_id == failure.message_id).with_for_update()
     ).one()
-    if existing.state != DeadLetterState.REQUEUED:
+    if existing.state == DeadLetterState.DEAD:
         return None
     for name in (
         "reason",
@@ -211,6 +212,16 @@ def requeue(
     letter.state = DeadLetterState.REQUEUED
     _audit(session, letter.id, actor, "requeue", reason, details)
     return letter
+
+
+def retry_job(session: Session, job_id: uuid.UUID, *, actor: str) -> Job:
+    """Retry a job by hand; its waiting dead letters are resolved as requeued, and audited."""
+    job = service.retry(session, job_id)
+    waiting = select(DeadLetter).where(DeadLetter.job_id == job_id, DeadLetter.state == DeadLetterState.DEAD)
+    for letter in session.scalars(waiting):
+        letter.state = DeadLetterState.REQUEUED
+        _audit(session, letter.id, actor, "requeue", "the job was retried", {"job_id": str(job_id)})
+    return job
 
 
 def requeue_matching(
