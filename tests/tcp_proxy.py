@@ -27,6 +27,8 @@ class TcpProxy:
 
     def open(self) -> None:
         """Listen (again) on 127.0.0.1, on the port of the first ``open`` if there was one."""
+        if self._listener is not None:
+            return
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))

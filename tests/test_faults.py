@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,14 +17,13 @@ from sqlalchemy import func, select
 
 from api import create_app
 from jobs.models import OutboxMessage
+from jobs.settings import load_settings
 from tests.conftest import require_services
-from tests.support import RABBITMQ_URL, REDIS_URL, Backend, auth, child_pids, wait_until
+from tests.support import Backend, auth, child_pids, wait_until
 from tests.tcp_proxy import TcpProxy
 from tests.test_lifecycle import submit
 
-FAULTS_VHOST = "conveyor_faults"
-# Dedicated brokers, so the session worker never takes a message meant for this module's worker.
-KILL_REDIS_DB, PROXY_REDIS_DB = 14, 13
+DEFAULT_PORTS = {"amqp": 5672, "redis": 6379}
 
 
 def test_cancelling_a_queued_job_cancels_it_at_once_and_it_never_runs(
@@ -67,36 +65,14 @@ def test_cancelling_a_running_job_stops_it_well_before_it_would_finish(
     assert job.result is None
 
 
-@pytest.fixture(scope="module")
-def faults_vhost() -> str:
-    """A RabbitMQ vhost of this module's own; creating it again is harmless."""
-    for argv in (
-        ["rabbitmqctl", "add_vhost", FAULTS_VHOST],
-        ["rabbitmqctl", "set_permissions", "-p", FAULTS_VHOST, "guest", ".*", ".*", ".*"],
-    ):
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0 or "already exists" in done.stderr, done.stderr
-    return FAULTS_VHOST
-
-
-def broker_url(name: str, redis_db: int, host: str = "127.0.0.1", port: int | None = None) -> str:
-    """A broker of this module's own: another Redis database, or the faults vhost on RabbitMQ."""
-    if name == "rabbitmq":
-        real = urlsplit(RABBITMQ_URL)
-        return f"amqp://guest:guest@{host}:{port or real.port or 5672}/{FAULTS_VHOST}"
-    real = urlsplit(REDIS_URL)
-    return f"redis://{host}:{port or real.port or 6379}/{redis_db}"
-
-
 @pytest.fixture
 def dedicated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """A backend with its own database and broker and no processes yet."""
-    name = request.param
-    require_services(name)
-    if name == "rabbitmq":
-        request.getfixturevalue("faults_vhost")
-    overrides = {} if name == "embedded" else {"CONVEYOR_BROKER_URL": broker_url(name, KILL_REDIS_DB)}
-    created = Backend.create(name, tmp_path, overrides)
+    """A backend with its own database and broker (see Backend.create), and no processes yet.
+
+    The session worker never sees its queues, so the job runs on the worker the test controls.
+    """
+    require_services(request.param)
+    created = Backend.create(request.param, tmp_path)
     yield created
     created.stop()
 
@@ -118,21 +94,28 @@ def test_job_runs_again_and_succeeds_once_when_its_worker_process_is_killed(dedi
     assert job.attempts == 2
 
 
+def through_proxy(backend: Backend, proxy: TcpProxy) -> Backend:
+    """The same backend, with its broker URL pointing at ``proxy`` instead of the broker."""
+    url = urlsplit(backend.settings.broker_url)
+    user = url.netloc.rpartition("@")[0]
+    netloc = f"{user}@127.0.0.1:{proxy.port}" if user else f"127.0.0.1:{proxy.port}"
+    env = {**backend.env, "CONVEYOR_BROKER_URL": url._replace(netloc=netloc).geturl()}
+    return Backend(backend.name, env, load_settings(env), backend.sessions)
+
+
 @pytest.fixture
 def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Backend, TcpProxy]]:
     """A backend whose broker is reached through a proxy the test can close."""
-    name = request.param
-    require_services(name)
-    if name == "rabbitmq":
-        request.getfixturevalue("faults_vhost")
-    real_port = urlsplit(RABBITMQ_URL if name == "rabbitmq" else REDIS_URL).port
-    proxy = TcpProxy(real_port or (5672 if name == "rabbitmq" else 6379))
-    overrides = {"CONVEYOR_BROKER_URL": broker_url(name, PROXY_REDIS_DB, port=proxy.port)}
-    created = Backend.create(name, tmp_path, overrides)
+    require_services(request.param)
+    created = Backend.create(request.param, tmp_path)
+    url = urlsplit(created.settings.broker_url)
+    proxy = TcpProxy(url.port or DEFAULT_PORTS[url.scheme])
+    backend = through_proxy(created, proxy)
     try:
-        yield created, proxy
+        yield backend, proxy
     finally:
-        created.stop()
+        proxy.open()  # stop() releases the backend's broker through it
+        backend.stop()
         proxy.close()
 
 
