@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -27,7 +27,6 @@ from jobs.migrate import upgrade
 from jobs.settings import load_settings
 from tests.support import PG_ADMIN_URL, Backend, fresh_postgres_database, reset_broker
 
-TIMINGS_URL = "redis://127.0.0.1:6379/12"
 SHARED_BROKER_HINT = (
     "if tests run on the same broker they may consume or delete the queues; "
     "give the bench its own vhost or database (--rabbitmq-url, --redis-url)"
@@ -48,7 +47,7 @@ def bench_backend(broker: str, broker_url: str) -> Iterator[Backend]:
         "CONVEYOR_DATA_DIR": str(data_dir),
         "CONVEYOR_DATABASE_URL": database,
         "CONVEYOR_BROKER_URL": broker_url,
-        "BENCH_REDIS_URL": TIMINGS_URL,
+        "BENCH_TIMINGS_DIR": str(data_dir),
     }
     settings = load_settings(env)
     backend = Backend(broker, env, settings, make_sessionmaker(make_engine(settings)))
@@ -61,7 +60,8 @@ def bench_backend(broker: str, broker_url: str) -> Iterator[Backend]:
         raise
     finally:
         backend.stop()
-        empty_queues(broker_url)
+        with suppress(Exception):
+            empty_queues(broker_url)
         drop_database(database)
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -84,20 +84,19 @@ def refuse_shared_queues(broker_url: str) -> None:
 
 def empty_queues(broker_url: str) -> None:
     """Leave nothing behind for the next user of these brokers, even after an aborted run."""
-    try:
-        timings = redis.Redis.from_url(TIMINGS_URL)
-        for key in timings.scan_iter("bench:*"):
-            timings.delete(key)
-        if broker_url.startswith("redis"):
-            redis.Redis.from_url(broker_url).flushdb()
-            return
-        with Connection(broker_url, connect_timeout=4) as connection:
+    if broker_url.startswith("redis"):
+        redis.Redis.from_url(broker_url).flushdb()
+        return
+    with Connection(broker_url, connect_timeout=4) as connection:
+        for name in (RAW_QUEUE, *QUEUES):
             channel = connection.channel()
-            channel.queue_delete(RAW_QUEUE)
-            for name in QUEUES:
-                channel.queue_purge(name)
-    except Exception as exc:
-        print(f"Could not empty the queues ({exc}).", flush=True)
+            try:
+                if name == RAW_QUEUE:
+                    channel.queue_delete(name)
+                else:
+                    channel.queue_purge(name)
+            except Exception as exc:  # a queue that was never declared, or a broker gone away
+                print(f"Could not empty queue {name!r} ({exc}).", flush=True)
 
 
 def print_log_tails(data_dir: Path, lines: int = 15) -> None:

@@ -3,16 +3,19 @@
 It shares only the broker-side setup with Conveyor (queue arguments, transport options, JSON,
 late acks, prefetch), so the ratio Conveyor/raw measures what Conveyor adds on top of Celery.
 ``celery -A bench.raw_app worker`` finds the module-level ``app``; the settings come from the
-same ``CONVEYOR_*`` variables, and ``BENCH_REDIS_URL`` names where the task records its timings.
+same ``CONVEYOR_*`` variables, and ``BENCH_TIMINGS_DIR`` names the folder the task records in.
+
+Timings go to files, not Redis: tests flush their Redis databases, and a flush in the middle of a
+run would lose completions. One file per run and pool process, appended with single ``write``
+calls (atomic with ``O_APPEND``), so no line is ever torn.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from functools import cache
+from pathlib import Path
 
-import redis
 from celery import Celery
 from kombu import Exchange, Queue
 
@@ -21,18 +24,27 @@ from jobs.settings import Settings, load_settings
 
 RAW_QUEUE = "bench.raw"
 NOOP_TASK = "bench.noop"
-TIMINGS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
-
-
-@cache
-def timings() -> redis.Redis:
-    """One client per process; built on first use, so each forked pool process opens its own."""
-    return redis.Redis.from_url(TIMINGS_URL)
+TIMINGS_DIR = Path(os.environ.get("BENCH_TIMINGS_DIR", "var/bench"))
 
 
 def noop(published_at: float, run_key: str) -> None:
-    """Record "published,finished" (epoch seconds); the list's length counts completions."""
-    timings().rpush(run_key, f"{published_at!r},{time.time()!r}")
+    """Append "published,finished" (epoch seconds); the number of lines counts completions."""
+    line = f"{published_at!r},{time.time()!r}\n".encode()
+    fd = os.open(TIMINGS_DIR / f"{run_key}-{os.getpid()}.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_timings(folder: Path, run_key: str) -> list[tuple[float, float]]:
+    """Every (published, finished) pair recorded so far for ``run_key``."""
+    pairs = []
+    for path in folder.glob(f"{run_key}-*.txt"):
+        for line in path.read_text().splitlines():
+            published, finished = line.split(",")
+            pairs.append((float(published), float(finished)))
+    return pairs
 
 
 def raw_queue(settings: Settings) -> Queue:

@@ -22,13 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as a script (`python bench/throughput.py`), so the repository root is not importable yet.
 sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.clients import Submissions, submit_echo_jobs  # noqa: E402
 from bench.cpu import CpuMeter, format_usage  # noqa: E402
 from bench.harness import (  # noqa: E402
-    TIMINGS_URL,
     BenchError,
     api_answers,
     bench_backend,
@@ -37,7 +35,7 @@ from bench.harness import (  # noqa: E402
     poll,
     profiling,
 )
-from bench.raw_app import NOOP_TASK, RAW_QUEUE, make_raw_app, raw_queue  # noqa: E402
+from bench.raw_app import NOOP_TASK, RAW_QUEUE, make_raw_app, raw_queue, read_timings  # noqa: E402
 from bench.report import BrokerResults, Result, percentile, print_table, print_verdict  # noqa: E402
 from jobs import service  # noqa: E402
 from jobs.models import FINISHED_STATES, Job, JobState  # noqa: E402
@@ -111,23 +109,31 @@ def run_raw(backend: Backend, args: argparse.Namespace) -> Result:
         "-c", str(args.concurrency), "-Q", RAW_QUEUE, "-n", f"raw-{uuid.uuid4().hex[:6]}@%h",
         "--without-mingle", "--without-gossip",
     )  # fmt: skip
-    timings = redis.Redis.from_url(TIMINGS_URL, decode_responses=True)
+    folder = backend.settings.data_dir
     noop = app.tasks[NOOP_TASK]
     try:
-        warm_key = f"bench:warm:{uuid.uuid4().hex}"
+        warm_key = f"warm-{uuid.uuid4().hex}"
         for _ in range(WARM_UP_JOBS):
             noop.apply_async(args=[time.time(), warm_key])
-        poll(lambda: timings.llen(warm_key), WARM_UP_JOBS, 60, worker, "the raw worker", required=True)
-        run_key = f"bench:raw:{uuid.uuid4().hex}"
+        poll(
+            lambda: len(read_timings(folder, warm_key)),
+            WARM_UP_JOBS,
+            60,
+            worker,
+            "the raw worker",
+            required=True,
+        )
+        run_key = f"raw-{uuid.uuid4().hex}"
         with CpuMeter({worker.pid: "raw Celery worker"}) as cpu:
             started = time.time()
             for _ in range(args.jobs):
                 noop.apply_async(args=[time.time(), run_key])
             published = time.time()
-            done = poll(lambda: timings.llen(run_key), args.jobs, args.timeout, worker, "raw tasks")
+            done = poll(
+                lambda: len(read_timings(folder, run_key)), args.jobs, args.timeout, worker, "raw tasks"
+            )
         print(format_usage(cpu.seconds_by_label(), time.time() - started, args.jobs))
-        lines: list[str] = timings.lrange(run_key, 0, -1)  # type: ignore[assignment]  # decoded
-        records = [tuple(map(float, line.split(","))) for line in lines]
+        records = read_timings(folder, run_key)
     finally:
         stop_process(worker)
         app.close()
