@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
 
 from jobs.settings import Settings
 
 QUEUES = ("default", "ocr", "imports", "maintenance")
 DEAD_LETTER_EXCHANGE = "conveyor.dead"
+FILESYSTEM_TRANSPORT = "jobs.filesystem_transport:Transport"
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -79,10 +80,21 @@ def ensure_broker_dirs(settings: Settings) -> None:
             (settings.broker_dir / name).mkdir(parents=True, exist_ok=True)
 
 
+def transport(settings: Settings) -> str | None:
+    return FILESYSTEM_TRANSPORT if settings.is_embedded_broker else None
+
+
+def connection(settings: Settings) -> Connection:
+    return Connection(
+        settings.broker_url, transport=transport(settings), transport_options=transport_options(settings)
+    )
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     ensure_broker_dirs(settings)
     return {
         "broker_url": settings.broker_url,
+        "broker_transport": transport(settings),
         "broker_transport_options": transport_options(settings),
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 4,

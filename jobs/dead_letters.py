@@ -83,6 +83,8 @@ def index(session: Session, failure: Failure) -> DeadLetter | None:
         letter = _revive(session, failure, values)
     if letter is not None and failure.job_id is not None:
         job = session.get(Job, failure.job_id, with_for_update=True)
+        if job is not None and letter.attempts == 0:
+            letter.attempts = job.attempts
         if job is not None and job.state not in (JobState.SUCCEEDED, JobState.CANCELLED):
             service.mark_dead(job, failure.error_type, failure.error)
     return letter

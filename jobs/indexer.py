@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, messages
-from jobs.broker import dead_letter_queues, transport_options
+from jobs.broker import connection as broker_connection
+from jobs.broker import dead_letter_queues
 from jobs.dead_letters import FAILURE_HEADER_PREFIX as PREFIX
 from jobs.settings import Settings
 from jobs.types import JOB_TYPES
@@ -38,6 +39,11 @@ def failure_from_message(message: Message, dead_queue: str) -> dead_letters.Fail
     task_name = headers.get("task")
     queue = str(ours.get("queue") or _first_death(headers).get("queue") or dead_queue.removesuffix(".dead"))
     job_id = ours.get("job-id") or (_first_arg(message.body) if task_name in TYPE_OF_TASK else None)
+    death = _first_death(headers)
+    original = {
+        "exchange": death.get("exchange", queue) if death else queue,
+        "routing_key": (death.get("routing-keys") or [queue])[0] if death else queue,
+    }
     if ours.get("reason"):
         reason, error_type, error = ours["reason"], ours.get("error-type", "Error"), ours.get("error", "")
     else:
@@ -54,7 +60,7 @@ def failure_from_message(message: Message, dead_queue: str) -> dead_letters.Fail
             message.body,
             headers,
             message.properties,
-            message.delivery_info,
+            original,
             message.content_type,
             message.content_encoding,
             queue,
@@ -141,7 +147,7 @@ def run_indexer(settings: Settings, sessions: sessionmaker[Session], stop: threa
     log.info("Dead-letter indexer started.")
     while not stop.is_set():
         try:
-            with Connection(settings.broker_url, transport_options=transport_options(settings)) as connection:
+            with broker_connection(settings) as connection:
                 while not stop.is_set():
                     if not index_available(connection, settings, sessions):
                         stop.wait(interval)

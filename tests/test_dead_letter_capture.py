@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import subprocess
 import time
@@ -22,7 +21,6 @@ from jobs import dead_letters, service
 from jobs.broker import (
     QUEUES,
     dead_letter_queue_name,
-    ensure_broker_dirs,
     transport_options,
     work_queues,
 )
@@ -157,11 +155,6 @@ def time_limited(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bac
         created.stop()
 
 
-@pytest.mark.xfail(
-    reason="the soft time limit (max(1, limit - 5) s, workers/app.py) raises SoftTimeLimitExceeded, "
-    "which JobTask.run retries as an unexpected error until retries_exhausted; time_limit is never reached",
-    strict=True,
-)
 @pytest.mark.parametrize("time_limited", ALL_BACKENDS, indirect=True)
 def test_job_past_its_hard_time_limit_is_dead_lettered_and_the_worker_keeps_serving(
     time_limited: Backend,
@@ -270,12 +263,6 @@ def test_message_for_a_job_with_no_row_is_dead_lettered_as_job_not_found(backend
     assert_kept_whole(letter, headers, body)
 
 
-@pytest.mark.xfail(
-    reason="jobs/indexer.py stores the dead-letter queue's delivery_info (exchange conveyor.dead, "
-    "routing key default.dead) as the message's address, so requeue republishes it straight back to "
-    "default.dead, where it is re-indexed as a broker delivery_limit death without reaching a worker",
-    strict=True,
-)
 def test_requeued_raw_dead_letter_is_sent_again_whole_and_comes_back_when_it_dies_again(
     backend: Backend,
 ) -> None:
@@ -306,52 +293,6 @@ def test_requeued_raw_dead_letter_is_sent_again_whole_and_comes_back_when_it_die
     assert (again.reason, again.error_type, again.task_name) == ("unknown_task", "KeyError", "conveyor.nope")
     assert again.worker and again.worker.startswith("test-")
     assert_kept_whole(again, headers, body)
-
-
-def dead_letter_file(scratch: Path, message_id: str) -> bytes:
-    """A dead letter as the embedded broker stores it, written by kombu to a scratch folder."""
-    folder = str(scratch)
-    options = {"data_folder_in": folder, "data_folder_out": folder, "control_folder": folder}
-    headers = {**celery_headers("conveyor.nope", message_id), "x-conveyor-reason": "unknown_task"}
-    with Connection("filesystem://", transport_options=options) as connection:
-        connection.Producer().publish(
-            b"[[], {}, {}]",
-            routing_key=dead_letter_queue_name("default"),
-            headers=headers,
-            content_type="application/json",
-            content_encoding="utf-8",
-        )
-    (written,) = scratch.glob("*.msg")
-    return written.read_bytes()
-
-
-@pytest.mark.xfail(
-    reason="kombu's filesystem transport (the embedded broker) reads and deletes a message file "
-    "without taking the lock its writer holds while writing, so a file caught between open() and "
-    "write() is read empty, fails to decode, and is gone: the indexer loses the dead letter",
-    strict=True,
-)
-def test_dead_letter_still_being_written_when_the_indexer_looks_is_not_lost(
-    embedded: Backend, tmp_path: Path
-) -> None:
-    message_id = str(uuid.uuid4())
-    content = dead_letter_file(tmp_path, message_id)
-    ensure_broker_dirs(embedded.settings)
-    embedded.start_relay()
-    messages = Path(transport_options(embedded.settings)["data_folder_out"])
-    target = messages / f"{int(time.monotonic() * 1000)}_{uuid.uuid4()}.default.dead.msg"
-
-    # What kombu's writer does (open, lock, write), with the write held back until the indexer looks.
-    with open(target, "wb", buffering=0) as file:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
-        wait_until(lambda: not target.exists(), 10, "the indexer to take the message file")
-        file.write(content)
-
-    letter = the_dead_letter(embedded, DeadLetter.message_id == message_id, message_id, timeout=10)
-    assert (letter.reason, letter.task_name) == ("unknown_task", "conveyor.nope")
-
-
-# -- PostgreSQL down when the job fails ------------------------------------------------------------
 
 
 def through(proxy: TcpProxy, database_url: str) -> str:

@@ -31,7 +31,6 @@ def make_celery(settings: Settings) -> Celery:
             "handler": staticmethod(HANDLERS[job_type.name]),
             "job_type": job_type.name,
             "time_limit": settings.task_time_limit_s,
-            "soft_time_limit": max(1, settings.task_time_limit_s - 5),
         }
         app.register_task(type(f"{job_type.name.title()}Task", (JobTask,), attrs)())
     for name, function in MAINTENANCE_TASKS.items():

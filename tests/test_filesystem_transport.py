@@ -1,0 +1,45 @@
+"""The embedded broker never shows a consumer a message file that is still being written."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from jobs.broker import connection, ensure_broker_dirs, transport_options
+from jobs.settings import load_settings
+
+
+def test_a_reader_racing_the_writer_only_ever_sees_whole_messages(tmp_path: Path) -> None:
+    settings = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)})
+    ensure_broker_dirs(settings)
+    folder = Path(transport_options(settings)["data_folder_in"])
+    big = {"blob": "x" * 2_000_000}
+    torn: list[str] = []
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def read_every_file_seen() -> None:
+        while not done.is_set():
+            for path in folder.glob("*.msg"):
+                try:
+                    text = path.read_text()
+                except FileNotFoundError:
+                    continue
+                seen.add(path.name)
+                try:
+                    json.loads(text)
+                except ValueError:
+                    torn.append(path.name)
+
+    reader = threading.Thread(target=read_every_file_seen)
+    reader.start()
+    with connection(settings) as conn:
+        channel = conn.channel()
+        for _ in range(20):
+            channel._put("default", big)
+    done.set()
+    reader.join(timeout=30)
+
+    assert seen, "the reader never saw a message file"
+    assert torn == []
