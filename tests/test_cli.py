@@ -74,7 +74,9 @@ def test_submit_and_wait_exits_one_when_the_job_fails(embedded: Backend) -> None
     )
 
     assert done.returncode == 1, done.stderr
-    assert json.loads(done.stdout)["state"] == "failed"
+    job = json.loads(done.stdout)
+    assert job["state"] in {"failed", "dead"}
+    assert job["error"]["type"] == "PermanentError"
 
 
 @pytest.mark.parametrize(
