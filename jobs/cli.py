@@ -87,11 +87,19 @@ def beat(ctx: Context) -> None:
 @main.command()
 @pass_context
 def flower(ctx: Context) -> None:
-    """Run Flower, bound to CONVEYOR_FLOWER_HOST."""
-    address = f"--address={ctx.settings.flower_host}"
-    port = f"--port={ctx.settings.flower_port}"
-    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower", address, port]
-    _exec([*argv, "--inspect_timeout=3000"])
+    """Run Flower, bound to CONVEYOR_FLOWER_HOST (its API needs no login only on loopback)."""
+    settings = ctx.settings
+    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower"]
+    argv += [f"--address={settings.flower_host}", f"--port={settings.flower_port}", "--inspect_timeout=3000"]
+    if settings.flower_basic_auth:
+        argv.append(f"--basic_auth={settings.flower_basic_auth}")
+    elif settings.flower_host in ("127.0.0.1", "localhost", "::1"):
+        os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
+    else:
+        raise click.UsageError(
+            "Flower listens beyond loopback: set CONVEYOR_FLOWER_BASIC_AUTH=user:password."
+        )
+    _exec(argv)
 
 
 @main.command()

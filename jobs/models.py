@@ -89,6 +89,7 @@ class Job(Base):
     first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     requeued_from: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The job as the API and the CLI show it."""

@@ -14,13 +14,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobs import dead_letters
+from jobs import dead_letters, service
 from jobs.broker import celery_config
 from jobs.messages import decode_body
 from jobs.models import Job, OutboxMessage, utcnow
@@ -109,10 +110,17 @@ def publish_due(
 
 
 def recover_lost(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """Resend jobs whose message may be gone: running ones whose worker vanished, and waiting ones
+    no worker has claimed for ``CONVEYOR_REPUBLISH_AFTER_S``."""
     with sessions.begin() as session:
         recovered = dead_letters.recover_lost_jobs(session, settings.delivery_limit)
+        unclaimed = service.unclaimed_jobs(session, timedelta(seconds=settings.republish_after_s))
+        for job in unclaimed:
+            service.send_again(session, job)
     if recovered:
         log.warning("Recovered %d running jobs whose worker was lost.", recovered)
+    if unclaimed:
+        log.warning("Sent %d waiting jobs again: no worker claimed them in time.", len(unclaimed))
 
 
 def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event) -> None:

@@ -97,7 +97,8 @@ def submit(session: Session, settings: Settings, submission: Submission) -> Job:
 
 
 def _enqueue(session: Session, job: Job, available_at: datetime | None = None) -> None:
-    session.add(OutboxMessage(job_id=job.id, dispatch=job.dispatch, available_at=available_at or utcnow()))
+    job.queued_at = available_at or utcnow()
+    session.add(OutboxMessage(job_id=job.id, dispatch=job.dispatch, available_at=job.queued_at))
 
 
 def get(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
@@ -162,6 +163,24 @@ def lost_jobs(session: Session, limit: int = 100) -> list[Job]:
     return list(session.scalars(statement.limit(limit).with_for_update(skip_locked=True)))
 
 
+def unclaimed_jobs(session: Session, waited: timedelta, limit: int = 100) -> list[Job]:
+    """Published jobs no worker has claimed for ``waited``: their message may have been lost
+    (a Redis restart without persistence, a file-system broker whose worker died holding it)."""
+    pending = select(OutboxMessage.id).where(OutboxMessage.job_id == Job.id)
+    statement = select(Job).where(
+        Job.state.in_([JobState.QUEUED, JobState.RETRYING]),
+        Job.queued_at < utcnow() - waited,
+        ~pending.exists(),
+    )
+    return list(session.scalars(statement.limit(limit).with_for_update(skip_locked=True)))
+
+
+def send_again(session: Session, job: Job) -> None:
+    """A new dispatch of a waiting job; a late copy of the old message is then skipped as stale."""
+    job.dispatch += 1
+    _enqueue(session, job)
+
+
 def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
     """Send a lost job again as a new dispatch (a stale copy is skipped), or give up on it."""
     if job.deliveries >= delivery_limit:
@@ -170,9 +189,8 @@ def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
         )
         return JobState.DEAD
     job.state = JobState.RETRYING
-    job.dispatch += 1
     job.lease_expires_at = None
-    _enqueue(session, job)
+    send_again(session, job)
     return JobState.RETRYING
 
 

@@ -71,12 +71,14 @@ class Settings:
     delivery_limit: int = 5
     task_time_limit_s: int = 3600
     dead_letter_retention_days: int = 30
+    republish_after_s: int = 1800
     worker_concurrency: int = 2
     worker_prefetch: int = 4
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
+    flower_basic_auth: str = ""
     log_level: str = "INFO"
     sentry_dsn: str = ""
 
@@ -103,12 +105,14 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "delivery_limit": ("CONVEYOR_DELIVERY_LIMIT", _positive_int),
     "task_time_limit_s": ("CONVEYOR_TASK_TIME_LIMIT_S", _positive_int),
     "dead_letter_retention_days": ("CONVEYOR_DEAD_LETTER_RETENTION_DAYS", _positive_int),
+    "republish_after_s": ("CONVEYOR_REPUBLISH_AFTER_S", _positive_int),
     "worker_concurrency": ("CONVEYOR_WORKER_CONCURRENCY", _positive_int),
     "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", _positive_int),
     "api_host": ("CONVEYOR_API_HOST", _str),
     "api_port": ("CONVEYOR_API_PORT", _positive_int),
     "flower_host": ("CONVEYOR_FLOWER_HOST", _str),
     "flower_port": ("CONVEYOR_FLOWER_PORT", _positive_int),
+    "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", _str),
     "log_level": ("CONVEYOR_LOG_LEVEL", str.upper),
     "sentry_dsn": ("CONVEYOR_SENTRY_DSN", _str),
 }

@@ -84,9 +84,23 @@ def private_redis_db() -> str:
 
     base = REDIS_URL.rsplit("/", 1)[0]
     for db in range(1, 12):
-        if redis.Redis.from_url(f"{base}/{db}").set(REDIS_LOCK, str(os.getpid()), nx=True, ex=7200):
+        client = redis.Redis.from_url(f"{base}/{db}")
+        holder = client.get(REDIS_LOCK)
+        if holder is not None and process_alive(int(holder)):
+            continue
+        if client.set(REDIS_LOCK, str(os.getpid()), ex=7200, **({"xx": True} if holder else {"nx": True})):
             return f"{base}/{db}"
     raise RuntimeError("Every test Redis database (1-11) is held by another run.")
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def reset_broker(settings: Settings) -> None:
@@ -128,10 +142,14 @@ class Backend:
         env = {"CONVEYOR_DATA_DIR": str(data_dir), "CONVEYOR_RETRY_BACKOFF_MS": "100"}
         env["CONVEYOR_RELAY_INTERVAL_MS"] = "50"
         suffix = uuid.uuid4().hex[:8]
+        overrides = overrides or {}
         if name != "embedded":
             env["CONVEYOR_DATABASE_URL"] = fresh_postgres_database(f"conveyor_test_{name}_{suffix}")
-            env["CONVEYOR_BROKER_URL"] = private_vhost(suffix) if name == "rabbitmq" else private_redis_db()
-        env.update(overrides or {})
+            if "CONVEYOR_BROKER_URL" not in overrides:
+                env["CONVEYOR_BROKER_URL"] = (
+                    private_vhost(suffix) if name == "rabbitmq" else private_redis_db()
+                )
+        env.update(overrides)
         settings = load_settings(env)
         upgrade(settings)
         reset_broker(settings)
@@ -176,11 +194,11 @@ class Backend:
         return found
 
     def wait_for_job(self, job_id: str | uuid.UUID, *states: str, timeout: float = 60) -> Job:
-        return wait_until(
-            lambda: (job := self.job(job_id)).state in states and job,
-            timeout,
-            f"job {job_id} to be {' or '.join(states)}",
-        )
+        def reached() -> Job | None:
+            job = self.job(job_id)
+            return job if job.state in states else None
+
+        return wait_until(reached, timeout, f"job {job_id} to be {' or '.join(states)}")
 
     def stop(self) -> None:
         for process in self.processes:

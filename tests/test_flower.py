@@ -30,9 +30,7 @@ def flower(backend: Backend) -> Iterator[str]:
     Its HTTP API answers without auth only when told to (Flower 2).
     """
     port = free_port()
-    process = backend.spawn(
-        "-m", "jobs.cli", "flower", CONVEYOR_FLOWER_PORT=str(port), FLOWER_UNAUTHENTICATED_API="true"
-    )
+    process = backend.spawn("-m", "jobs.cli", "flower", CONVEYOR_FLOWER_PORT=str(port))
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: listed_test_workers(url), 60, "Flower to list a test worker")
