@@ -57,6 +57,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("requeued_from", sa.Uuid(), nullable=True))
+        batch.add_column(sa.Column("queued_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("raw", sa.JSON(), nullable=True))
         batch.alter_column("job_id", existing_type=sa.Uuid(), nullable=True)
@@ -67,6 +68,7 @@ def downgrade() -> None:
         batch.alter_column("job_id", existing_type=sa.Uuid(), nullable=False)
         batch.drop_column("raw")
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("queued_at")
         batch.drop_column("requeued_from")
         batch.drop_column("lease_expires_at")
         batch.drop_column("first_failed_at")
