@@ -41,8 +41,7 @@ def _authenticate() -> ApiToken:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         abort(401, "Send 'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"})
-    with runtime().sessions() as session:
-        found = tokens.authenticate(session, value.strip())
+    found = runtime().tokens.authenticate(value.strip())
     if found is None:
         abort(401, "The bearer token is not valid.", headers={"WWW-Authenticate": "Bearer"})
     return found

@@ -18,6 +18,7 @@ from api.pagination import decode_cursor, encode_cursor
 from api.runtime import runtime
 from api.schemas import JobCreate, JobOut, JobPage, JobQuery
 from jobs import dead_letters, service
+from jobs.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,14 @@ class Jobs(MethodView):
     @blp.response(202, JobOut)
     def post(self, body: dict[str, Any]) -> Response:
         """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe."""
-        created: list[uuid.UUID] = []
+        created: list[Job] = []
 
         def submit(session: Session) -> Outcome:
             try:
                 job = service.submit(session, runtime().settings, service.Submission(**body))
             except service.InvalidJobError as exc:
                 abort(422, "The job is not valid.", errors={"json": exc.errors})
-            created.append(job.id)
+            created.append(job)
             return JobOut().dump(job.to_dict()), 202, {"Location": f"/v1/jobs/{job.id}"}
 
         response = run_once(submit)
@@ -105,9 +106,15 @@ class RetryJob(MethodView):
     def post(self, job_id: str) -> dict[str, Any]:
         """Run a failed, dead or cancelled job again from its first attempt."""
         actor = f"token:{current_token().name}:{current_token().id}"
-        job = _with_job(job_id, lambda s, jid: dead_letters.retry_job(s, jid, actor=actor), write=True)
-        runtime().publish_now(job["id"])
-        return job
+        retried: list[Job] = []
+
+        def retry(session: Session, jid: uuid.UUID) -> Job:
+            retried.append(dead_letters.retry_job(session, jid, actor=actor))
+            return retried[0]
+
+        shown = _with_job(job_id, retry, write=True)
+        runtime().publish_now(retried[0])
+        return shown
 
 
 def _with_job(job_id: str, operation: Any, *, write: bool = False) -> dict[str, Any]:

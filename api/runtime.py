@@ -3,37 +3,65 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
-from functools import cached_property
 
 from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import tokens
 from jobs.db import make_engine, make_sessionmaker
-from jobs.outbox import Publisher, publish_due
+from jobs.models import ApiToken, Job
+from jobs.outbox import Publisher, publish_due, publish_job
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class ApiRuntime:
+    """Built in each API process (gunicorn does not preload), shared by its request threads."""
+
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.sessions: sessionmaker[Session] = make_sessionmaker(make_engine(settings))
+        self.publisher = Publisher(settings)
+        self.tokens = TokenCache(self.sessions)
 
-    @cached_property
-    def sessions(self) -> sessionmaker[Session]:
-        return make_sessionmaker(make_engine(self.settings))
-
-    @cached_property
-    def publisher(self) -> Publisher:
-        return Publisher(self.settings)
-
-    def publish_now(self, job_id: uuid.UUID) -> None:
+    def publish_now(self, job: Job | uuid.UUID) -> None:
         """The fast path after commit; if the broker is down the relay publishes the job later."""
         try:
-            publish_due(self.sessions, self.publisher, job_ids=[job_id])
+            if isinstance(job, Job):
+                publish_job(self.sessions, self.publisher, job)
+            else:
+                publish_due(self.sessions, self.publisher, job_ids=[job])
         except Exception as exc:
-            log.warning("Job %s is saved but not published yet (%s); the relay will.", job_id, exc)
+            log.warning("Job %s is saved but not published yet (%s); the relay will.", job, exc)
+
+
+class TokenCache:
+    """Token lookups kept for a few seconds: a revoked token works until its entry expires."""
+
+    TTL_S = 10.0
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self.sessions = sessions
+        self.entries: dict[str, tuple[float, ApiToken | None]] = {}
+        self.lock = threading.Lock()
+
+    def authenticate(self, token: str) -> ApiToken | None:
+        now = time.monotonic()
+        with self.lock:
+            cached = self.entries.get(token)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with self.sessions() as session:
+            found = tokens.authenticate(session, token)
+        with self.lock:
+            if len(self.entries) > 10_000:
+                self.entries.clear()
+            self.entries[token] = (now + self.TTL_S, found)
+        return found
 
 
 def runtime() -> ApiRuntime:

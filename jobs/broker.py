@@ -108,7 +108,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": work_queues(settings),
         "task_default_queue": "default",
         "task_create_missing_queues": False,
-        "task_send_sent_event": True,
         "worker_send_task_events": True,
         "worker_prefetch_multiplier": settings.worker_prefetch,
         "worker_concurrency": settings.worker_concurrency,

@@ -61,12 +61,14 @@ def migrate(ctx: Context) -> None:
 
 @main.command()
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, help="request threads per worker process")
 @click.option("--port", type=int, help="default: CONVEYOR_API_PORT")
 @pass_context
-def api(ctx: Context, workers: int, port: int | None) -> None:
-    """Serve the HTTP API with gunicorn."""
+def api(ctx: Context, workers: int, threads: int, port: int | None) -> None:
+    """Serve the HTTP API with gunicorn (threads overlap the waits on database commits)."""
     bind = f"{ctx.settings.api_host}:{port or ctx.settings.api_port}"
-    _exec([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", bind, "api.wsgi:app"])
+    argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads)]
+    _exec([*argv, "-b", bind, "api.wsgi:app"])
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -10,7 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from jobs.settings import Settings
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, *, durable_commits: bool = True) -> Engine:
+    """``durable_commits=False`` lets PostgreSQL acknowledge a commit before its WAL is flushed.
+
+    Only for writers whose every change is recovered if lost (the workers: see README).
+    """
     url = settings.database_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -18,7 +22,8 @@ def make_engine(settings: Settings) -> Engine:
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "begin", _begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    connect_args = {} if durable_commits else {"options": "-c synchronous_commit=off"}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

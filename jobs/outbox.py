@@ -109,6 +109,19 @@ def publish_due(
     return len(claimed)
 
 
+def publish_job(sessions: sessionmaker[Session], publisher: Publisher, job: Job) -> int:
+    """The fast path for one job just committed: claim its due row by job id and publish it."""
+    with sessions.begin() as session:
+        claimed = session.execute(
+            delete(OutboxMessage)
+            .where(OutboxMessage.job_id == job.id, OutboxMessage.available_at <= utcnow())
+            .returning(OutboxMessage.dispatch)
+        ).all()
+        for (dispatch,) in claimed:
+            publisher.publish(job, dispatch)
+    return len(claimed)
+
+
 def recover_lost(settings: Settings, sessions: sessionmaker[Session]) -> None:
     """Resend jobs whose message may be gone: running ones whose worker vanished, and waiting ones
     no worker has claimed for ``CONVEYOR_REPUBLISH_AFTER_S``."""
