@@ -70,7 +70,9 @@ def transport_options(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.05,
         }
     if settings.broker_url.startswith(("redis", "rediss")):
-        return {"visibility_timeout": settings.visibility_timeout_s}
+        # kombu looks for unacknowledged messages past the timeout only every 10th interval
+        # (about 100 s) unless told otherwise; look every interval (10 s).
+        return {"visibility_timeout": settings.visibility_timeout_s, "unacked_restore_throttle": 1}
     return {"confirm_publish": True}
 
 

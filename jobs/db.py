@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from jobs.settings import Settings
 
 
-def make_engine(settings: Settings, *, durable_commits: bool = True) -> Engine:
-    """``durable_commits=False`` lets PostgreSQL acknowledge a commit before its WAL is flushed.
-
-    Only for writers whose every change is recovered if lost (the workers: see README).
+def make_engine(settings: Settings, *, for_worker: bool = False) -> Engine:
+    """``for_worker``: PostgreSQL acknowledges commits before their WAL is flushed, and pooled
+    connections are not pinged first. Both suit only a writer whose every change is recovered if
+    lost and whose failed transaction requeues its message: the workers (see README).
     """
     url = settings.database_url
     if url.startswith("sqlite"):
@@ -22,8 +22,10 @@ def make_engine(settings: Settings, *, durable_commits: bool = True) -> Engine:
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "begin", _begin_immediate)
         return engine
-    connect_args = {} if durable_commits else {"options": "-c synchronous_commit=off"}
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
+    connect_args = {"options": "-c synchronous_commit=off"} if for_worker else {}
+    return create_engine(
+        url, pool_pre_ping=not for_worker, pool_size=5, max_overflow=10, connect_args=connect_args
+    )
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

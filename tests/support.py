@@ -205,6 +205,10 @@ class Backend:
             stop_process(process)
         self.processes.clear()
         self.sessions.kw["bind"].dispose()
+        if self.settings.database_url.startswith("postgresql"):
+            name = self.settings.database_url.rsplit("/", 1)[-1]
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if self.settings.broker_url.startswith("redis"):
             import redis
 

@@ -39,7 +39,7 @@ class Runtime:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return make_sessionmaker(make_engine(self.settings, durable_commits=False))
+        return make_sessionmaker(make_engine(self.settings, for_worker=True))
 
 
 @dataclass(frozen=True)
