@@ -136,6 +136,36 @@ def mark_started(
     counted, and past ``delivery_limit`` the job is marked dead instead of run (the caller
     dead-letters it); a retry or a requeue starts the count again.
     """
+    now = utcnow()
+    claimed = session.scalars(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.dispatch == dispatch,
+            Job.state.in_(CLAIMABLE),
+            Job.cancel_requested.is_(False),
+            Job.deliveries < delivery_limit,
+        )
+        .values(
+            state=JobState.RUNNING,
+            attempts=Job.attempts + 1,
+            deliveries=Job.deliveries + 1,
+            started_at=now,
+            next_retry_at=None,
+            worker=worker,
+            lease_expires_at=now + lease,
+        )
+        .returning(Job),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if claimed is not None:
+        return claimed
+    return _refuse_claim(session, job_id, dispatch, delivery_limit)
+
+
+def _refuse_claim(session: Session, job_id: uuid.UUID, dispatch: int, delivery_limit: int) -> Job | None:
+    """Why the one-statement claim matched nothing: a stale message, a finished or cancelled
+    job, or one past its delivery limit (returned dead)."""
     job = get(session, job_id, for_update=True)
     if job.dispatch != dispatch or job.state not in CLAIMABLE:
         log.info("Skipping job %s: dispatch %d is stale or the job is %s.", job_id, dispatch, job.state)
@@ -144,16 +174,8 @@ def mark_started(
         _finish(job, JobState.CANCELLED)
         return None
     job.deliveries += 1
-    if job.deliveries > delivery_limit:
-        died = job.deliveries - 1
-        mark_dead(job, "WorkerLostError", f"The job's worker died {died} times while running it.")
-        return job
-    job.state = JobState.RUNNING
-    job.attempts += 1
-    job.started_at = utcnow()
-    job.next_retry_at = None
-    job.worker = worker
-    job.lease_expires_at = job.started_at + lease
+    died = job.deliveries - 1
+    mark_dead(job, "WorkerLostError", f"The job's worker died {died} times while running it.")
     return job
 
 
@@ -194,11 +216,23 @@ def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
     return JobState.RETRYING
 
 
-def mark_succeeded(session: Session, job: Job, result: Any) -> None:
-    job.result = result
-    job.error_type = job.error_message = None
-    job.progress = 100
-    _finish(job, JobState.SUCCEEDED)
+def mark_succeeded(session: Session, job_id: uuid.UUID, result: Any) -> None:
+    """One statement: the hot path of every job."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING)
+        .values(
+            state=JobState.SUCCEEDED,
+            result=result,
+            error_type=None,
+            error_message=None,
+            progress=100,
+            finished_at=utcnow(),
+            next_retry_at=None,
+            lease_expires_at=None,
+        ),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def mark_cancelled(session: Session, job: Job) -> None:

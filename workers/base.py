@@ -88,7 +88,7 @@ class JobTask(Task):
             loaded = service.validate_payload(self.job_type, claim.payload)
             result = self.handler(loaded, ctx)
         except JobCancelledError:
-            self._record(jid, lambda s, job: service.mark_cancelled(s, job))
+            self._record(jid, lambda s: service.mark_cancelled(s, service.get(s, jid, for_update=True)))
             log.info("Job %s was cancelled while running.", jid)
         except (PermanentError, service.InvalidJobError) as exc:
             self._fail(jid, claim, exc, retryable=False)
@@ -98,7 +98,7 @@ class JobTask(Task):
             log.error("Job %s raised an unexpected error.", jid, exc_info=True)
             self._fail(jid, claim, exc, retryable=True)
         else:
-            self._record(jid, lambda s, job: service.mark_succeeded(s, job, result))
+            self._record(jid, lambda s: service.mark_succeeded(s, jid, result))
             log.info("Job %s succeeded in %.0f ms.", jid, (time.monotonic() - started) * 1000)
 
     def _parse(self, job_id: Any, dispatch: Any) -> uuid.UUID:
@@ -157,7 +157,7 @@ class JobTask(Task):
     def _record(self, job_id: uuid.UUID, change: Any) -> None:
         try:
             with self.runtime.sessions.begin() as session:
-                change(session, service.get(session, job_id, for_update=True))
+                change(session)
         except SQLAlchemyError as exc:
             self._requeue_while_database_is_down(job_id, exc)
 
