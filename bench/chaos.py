@@ -49,6 +49,8 @@ OVERRIDES = {
     "CONVEYOR_VISIBILITY_TIMEOUT_S": "30",
     "CONVEYOR_RETRY_BACKOFF_MS": "200",
     "CONVEYOR_RETRY_BACKOFF_MAX_MS": "2000",
+    # Above the run's backlog (about 100 s), so only messages really lost are sent again.
+    "CONVEYOR_REPUBLISH_AFTER_S": "120",
 }
 # kind: (share of the jobs, the state it must end in, dispatches it needs without chaos)
 KINDS = {
