@@ -14,6 +14,7 @@ from jobs import tokens
 from jobs.models import ApiToken
 
 F = TypeVar("F", bound=Callable[..., Any])
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def current_token() -> ApiToken:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from flask import Response
@@ -10,8 +9,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from api.auth import current_token, require
-from api.errors import abort
+from api.auth import SECURITY, current_token, require
+from api.errors import abort, parse_uuid
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, encode_cursor
 from api.runtime import runtime
@@ -30,7 +29,6 @@ from jobs import dead_letters, service
 blp = Blueprint(
     "dead-letters", __name__, url_prefix="/v1/dead-letters", description="Inspect and requeue dead letters."
 )
-SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def actor() -> str:
@@ -47,13 +45,6 @@ def filter_from(values: dict[str, Any], state: str = "dead") -> dead_letters.Fil
         until=values.get("until"),
         state=state,
     )
-
-
-def parse_id(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        abort(404, f"No dead letter with id {text!r}: ids are UUIDs.")
 
 
 @blp.route("")
@@ -122,7 +113,9 @@ class DeadLetterById(MethodView):
         """One dead letter, with its original message and its audit trail."""
         with runtime().sessions() as session:
             try:
-                return dead_letters.view(session, dead_letters.get(session, parse_id(dead_letter_id)))
+                return dead_letters.view(
+                    session, dead_letters.get(session, parse_uuid(dead_letter_id, "dead letter"))
+                )
             except dead_letters.DeadLetterNotFoundError as exc:
                 abort(404, str(exc))
 
@@ -157,7 +150,7 @@ class RequeueOne(MethodView):
 
 
 def _change(dead_letter_id: str, operation: Any) -> dict[str, Any]:
-    letter_id = parse_id(dead_letter_id)
+    letter_id = parse_uuid(dead_letter_id, "dead letter")
     rt = runtime()
     try:
         with rt.sessions.begin() as session:

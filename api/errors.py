@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from http import HTTPStatus
 from typing import Any, NoReturn
 
@@ -18,6 +19,14 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 def abort(status: int, message: str, **kwargs: Any) -> NoReturn:
     smorest_abort(status, message=message, **kwargs)
     raise AssertionError("unreachable")
+
+
+def parse_uuid(text: str, what: str) -> uuid.UUID:
+    """A path id, or a 404 that says ids are UUIDs."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        abort(404, f"No {what} with id {text!r}: ids are UUIDs.")
 
 
 def error_response(status: int, message: str, errors: Any = None) -> Response:

@@ -9,7 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.auth import require
+from api.auth import SECURITY, require
 from api.schemas import JobTypeOut
 from jobs.types import JOB_TYPES, JobType
 
@@ -39,7 +39,7 @@ CATALOGUE = [
 @blp.route("")
 class JobTypes(MethodView):
     @require("jobs:read")
-    @blp.doc(security=[{"bearer": []}])
+    @blp.doc(security=SECURITY)
     @blp.response(200, JobTypeOut(many=True))
     def get(self) -> list[dict[str, Any]]:
         """List the job types this deployment accepts."""

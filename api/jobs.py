@@ -11,8 +11,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from api.auth import current_token, require
-from api.errors import abort
+from api.auth import SECURITY, current_token, require
+from api.errors import abort, parse_uuid
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, encode_cursor
 from api.runtime import runtime
@@ -23,14 +23,6 @@ from jobs.models import Job
 log = logging.getLogger(__name__)
 
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs.")
-SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
-
-
-def parse_job_id(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        abort(404, f"No job with id {text!r}: job ids are UUIDs.")
 
 
 @blp.route("")
@@ -118,7 +110,7 @@ class RetryJob(MethodView):
 
 
 def _with_job(job_id: str, operation: Any, *, write: bool = False) -> dict[str, Any]:
-    jid = parse_job_id(job_id)
+    jid = parse_uuid(job_id, "job")
     rt = runtime()
     try:
         with rt.sessions.begin() if write else rt.sessions() as session:
