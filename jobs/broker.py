@@ -39,6 +39,10 @@ def work_queues(settings: Settings) -> list[Queue]:
                 "x-delivery-limit": settings.delivery_limit,
                 "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
                 "x-dead-letter-routing-key": dead_letter_queue_name(name),
+                # Dead-letter with publisher confirms, so a poison message is never dropped on
+                # the way to its dead-letter queue (this strategy needs reject-publish).
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
             },
         )
         for name in QUEUES

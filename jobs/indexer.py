@@ -16,6 +16,7 @@ from typing import Any
 
 from kombu import Connection
 from kombu.message import Message
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -118,6 +119,9 @@ def _time(value: Any) -> datetime | None:
 
 def index_available(connection: Connection, settings: Settings, sessions: sessionmaker[Session]) -> int:
     """Index up to a batch from each dead-letter queue; returns how many messages were handled."""
+    with sessions() as session:
+        # Touch no message while the database is down: each return would count as a delivery.
+        session.execute(text("SELECT 1"))
     handled = 0
     channel = connection.default_channel
     for queue in dead_letter_queues(settings):
