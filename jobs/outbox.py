@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -22,7 +23,8 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, service
-from jobs.broker import celery_config
+from jobs.broker import celery_config, transport_options
+from jobs.filesystem_transport import prune_abandoned_queues
 from jobs.messages import decode_body
 from jobs.models import Job, OutboxMessage, utcnow
 from jobs.settings import Settings
@@ -131,14 +133,20 @@ def publish_job(sessions: sessionmaker[Session], publisher: Publisher, job: Job)
     return len(claimed)
 
 
-def recover_lost(settings: Settings, sessions: sessionmaker[Session]) -> None:
-    """Resend jobs whose message may be gone: running ones whose worker vanished, and waiting ones
-    no worker has claimed for ``CONVEYOR_REPUBLISH_AFTER_S``."""
+def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """The relay's periodic duties: resend jobs whose message may be gone (running ones whose
+    worker vanished, waiting ones no worker claimed for ``CONVEYOR_REPUBLISH_AFTER_S``), and on
+    the embedded broker drop event and reply queues nobody consumes any more."""
     with sessions.begin() as session:
         recovered = dead_letters.recover_lost_jobs(session, settings.delivery_limit)
         unclaimed = service.unclaimed_jobs(session, timedelta(seconds=settings.republish_after_s))
         for job in unclaimed:
             service.send_again(session, job)
+    if settings.is_embedded_broker:
+        folders = transport_options(settings)
+        pruned = prune_abandoned_queues(Path(folders["data_folder_in"]), Path(folders["control_folder"]))
+        if pruned:
+            log.info("Removed %d event or reply queues whose consumer went away.", pruned)
     if recovered:
         log.warning("Recovered %d running jobs whose worker was lost.", recovered)
     if unclaimed:
@@ -155,7 +163,7 @@ def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threadi
     while not stop.is_set():
         try:
             if time.monotonic() >= next_recovery:
-                recover_lost(settings, sessions)
+                sweep(settings, sessions)
                 next_recovery = time.monotonic() + RECOVERY_INTERVAL_S
             published = publish_due(sessions, publisher)
         except Exception as exc:

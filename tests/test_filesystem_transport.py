@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
+from kombu import Exchange, Queue
+
 from jobs.broker import connection, ensure_broker_dirs, transport_options
+from jobs.filesystem_transport import prune_abandoned_queues
 from jobs.settings import load_settings
 
 
@@ -43,3 +48,24 @@ def test_a_reader_racing_the_writer_only_ever_sees_whole_messages(tmp_path: Path
 
     assert seen, "the reader never saw a message file"
     assert torn == []
+
+
+def test_event_queues_nobody_consumes_are_pruned_and_work_queues_are_kept(tmp_path: Path) -> None:
+    settings = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)})
+    ensure_broker_dirs(settings)
+    options = transport_options(settings)
+    messages, control = Path(options["data_folder_in"]), Path(options["control_folder"])
+    with connection(settings) as conn:
+        channel = conn.channel()
+        for queue, exchange in (("celeryev.gone", "celeryev"), ("default", "default")):
+            Queue(queue, Exchange(exchange, type="topic"), routing_key="#").bind(channel).declare()
+            channel._put(queue, {"body": queue})
+    an_hour_ago = time.time() - 3600
+    for path in messages.glob("*.msg"):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+
+    assert prune_abandoned_queues(messages, control) == 1
+
+    assert [p.name.split(".", 1)[1] for p in messages.glob("*.msg")] == ["default.msg"]
+    assert "celeryev.gone" not in (control / "celeryev.exchange").read_text()
+    assert "default" in (control / "default.exchange").read_text()
