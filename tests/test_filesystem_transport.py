@@ -57,8 +57,10 @@ def test_event_queues_nobody_consumes_are_pruned_and_work_queues_are_kept(tmp_pa
     messages, control = Path(options["data_folder_in"]), Path(options["control_folder"])
     with connection(settings) as conn:
         channel = conn.channel()
-        for queue, exchange in (("celeryev.gone", "celeryev"), ("default", "default")):
-            Queue(queue, Exchange(exchange, type="topic"), routing_key="#").bind(channel).declare()
+        for queue, exchange in (("celeryev.gone", Exchange("celeryev", type="topic")), ("default", None)):
+            Queue(queue, exchange or Exchange("default", type="direct"), routing_key="#").bind(
+                channel
+            ).declare()
             channel._put(queue, {"body": queue})
     an_hour_ago = time.time() - 3600
     for path in messages.glob("*.msg"):
