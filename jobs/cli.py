@@ -14,29 +14,12 @@ from typing import Any, NoReturn
 import click
 
 from jobs import service, tokens
+from jobs.cli_support import Context, parse_json, parse_uuid, pass_context, to_json
 from jobs.dead_letters_cli import dead_letters_group
 from jobs.dev import dev
 from jobs.models import FINISHED_STATES, Job
-from jobs.settings import Settings, SettingsError, load_settings
 
 QUEUE_LIST = "default,ocr,imports,maintenance"
-
-
-class Context:
-    def __init__(self) -> None:
-        try:
-            self.settings: Settings = load_settings()
-        except SettingsError as exc:
-            raise click.UsageError(str(exc)) from None
-
-    @property
-    def sessions(self) -> Any:
-        from jobs.db import make_engine, make_sessionmaker
-
-        return make_sessionmaker(make_engine(self.settings))
-
-
-pass_context = click.make_pass_decorator(Context, ensure=True)
 
 
 @click.group()
@@ -141,12 +124,7 @@ def submit(
     timeout: float,
 ) -> None:
     """Submit a job of JOB_TYPE; prints its id (with --wait, the finished job as JSON)."""
-    from jobs.outbox import Publisher, publish_due
-
-    try:
-        data = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
+    data = parse_json(payload, "--payload")
     submission = service.Submission(type=job_type, payload=data, queue=queue, max_attempts=max_attempts)
     sessions = ctx.sessions
     try:
@@ -154,15 +132,12 @@ def submit(
             job = service.submit(session, ctx.settings, submission)
     except service.InvalidJobError as exc:
         raise click.UsageError(f"The job is not valid: {json.dumps(exc.errors)}") from None
-    try:
-        publish_due(sessions, Publisher(ctx.settings), job_ids=[job.id])
-    except Exception as exc:
-        click.echo(f"Saved; the relay will publish it (broker: {exc}).", err=True)
+    ctx.publish(job_ids=[job.id])
     if not wait:
         click.echo(str(job.id))
         return
     finished = _wait_for(sessions, job.id, timeout)
-    click.echo(_to_json(finished.to_dict()))
+    click.echo(to_json(finished.to_dict()))
     sys.exit(0 if finished.state == "succeeded" else 1)
 
 
@@ -176,10 +151,6 @@ def _wait_for(sessions: Any, job_id: uuid.UUID, timeout: float) -> Job:
         if time.monotonic() > deadline:
             raise click.ClickException(f"Job {job_id} is still {job.state} after {timeout:.0f} s.")
         time.sleep(0.2)
-
-
-def _to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)
 
 
 @main.group()
@@ -198,7 +169,7 @@ def list_jobs(ctx: Context, job_type: str | None, state: str | None, limit: int,
     with ctx.sessions() as session:
         found = service.list_jobs(session, limit, type=job_type, state=state)
     if as_json:
-        click.echo(_to_json([job.to_dict() for job in found]))
+        click.echo(to_json([job.to_dict() for job in found]))
         return
     click.echo(f"{'ID':36}  {'TYPE':10} {'STATE':10} {'ATTEMPTS':>8}  CREATED")
     for job in found:
@@ -212,13 +183,10 @@ def list_jobs(ctx: Context, job_type: str | None, state: str | None, limit: int,
 @pass_context
 def show_job(ctx: Context, job_id: str) -> None:
     """Show one job as JSON."""
-    try:
-        jid = uuid.UUID(job_id)
-    except ValueError:
-        raise click.BadParameter("job ids are UUIDs", param_hint="JOB_ID") from None
+    jid = parse_uuid(job_id, "job")
     try:
         with ctx.sessions() as session:
-            click.echo(_to_json(service.get(session, jid).to_dict()))
+            click.echo(to_json(service.get(session, jid).to_dict()))
     except service.JobNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
 

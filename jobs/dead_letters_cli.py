@@ -5,40 +5,19 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
 from jobs import dead_letters, service
-from jobs.db import make_engine, make_sessionmaker
-from jobs.settings import SettingsError, load_settings
+from jobs.cli_support import Context, parse_json, parse_uuid, pass_context, to_json
 
 COLUMNS = ("ID", "QUEUE", "TYPE", "REASON", "ERROR", "ATTEMPTS", "LAST FAILED")
 
 
-def _sessions() -> Any:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
-    return settings, make_sessionmaker(make_engine(settings))
-
-
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
-
-
-def _uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a dead letter id (a UUID)") from None
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str)
 
 
 def filter_options(command: Any) -> Any:
@@ -77,13 +56,14 @@ def dead_letters_group() -> None:
 @click.option("--state", type=click.Choice(["dead", "requeued", "purged"]), default="dead", show_default=True)
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
 @click.option("--json", "as_json", is_flag=True)
-def list_command(state: str, limit: int, as_json: bool, **filters: Any) -> None:
+@pass_context
+def list_command(ctx: Context, state: str, limit: int, as_json: bool, **filters: Any) -> None:
     """List dead letters, most recent failure first."""
-    _, sessions = _sessions()
+    sessions = ctx.sessions
     with sessions() as session:
         found = dead_letters.list_dead_letters(session, _filter(**filters, state=state), limit)
         if as_json:
-            click.echo(_json([dead_letters.view(session, letter) for letter in found]))
+            click.echo(to_json([dead_letters.view(session, letter) for letter in found]))
             return
     rows = [
         (str(d.id), d.queue, d.type or "-", d.reason, f"{d.error_type}: {d.error}"[:48], str(d.attempts),
@@ -101,25 +81,33 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 @dead_letters_group.command("show")
 @click.argument("dead_letter_id")
-def show_command(dead_letter_id: str) -> None:
+@pass_context
+def show_command(ctx: Context, dead_letter_id: str) -> None:
     """Show one dead letter as JSON, with its original message and audit trail."""
-    _, sessions = _sessions()
+    sessions = ctx.sessions
     with sessions() as session:
         try:
-            click.echo(_json(dead_letters.view(session, dead_letters.get(session, _uuid(dead_letter_id)))))
+            click.echo(
+                to_json(
+                    dead_letters.view(
+                        session, dead_letters.get(session, parse_uuid(dead_letter_id, "dead letter"))
+                    )
+                )
+            )
         except dead_letters.DeadLetterNotFoundError as exc:
             raise click.ClickException(str(exc)) from None
 
 
 @dead_letters_group.command("stats")
 @click.option("--json", "as_json", is_flag=True)
-def stats_command(as_json: bool) -> None:
+@pass_context
+def stats_command(ctx: Context, as_json: bool) -> None:
     """Count dead letters waiting for an operator, by queue, type and error."""
-    _, sessions = _sessions()
+    sessions = ctx.sessions
     with sessions() as session:
         counts = dead_letters.stats(session)
     if as_json:
-        click.echo(_json(counts))
+        click.echo(to_json(counts))
         return
     for name, by_key in counts.items():
         click.echo(f"by {name}:")
@@ -134,11 +122,18 @@ def stats_command(as_json: bool) -> None:
 @click.option("--reason", help="why, for the audit log")
 @click.option("--dry-run", is_flag=True, help="only count what a filter matches")
 @click.option("--yes", is_flag=True, help="requeue everything the filter matches without asking")
+@pass_context
 def requeue_command(
-    ids: tuple[str, ...], payload: str | None, reason: str | None, dry_run: bool, yes: bool, **filters: Any
+    ctx: Context,
+    ids: tuple[str, ...],
+    payload: str | None,
+    reason: str | None,
+    dry_run: bool,
+    yes: bool,
+    **filters: Any,
 ) -> None:
     """Requeue dead letters by id, or every one a filter matches."""
-    settings, sessions = _sessions()
+    sessions = ctx.sessions
     corrected = _payload(payload, ids)
     flt = _filter(**filters)
     if not ids:
@@ -154,16 +149,20 @@ def requeue_command(
             if ids:
                 for text in ids:
                     dead_letters.requeue(
-                        session, _uuid(text), actor=_actor(), reason=reason, payload=corrected
+                        session,
+                        parse_uuid(text, "dead letter"),
+                        actor=_actor(),
+                        reason=reason,
+                        payload=corrected,
                     )
-                done, skipped = [_uuid(text) for text in ids], []
+                done, skipped = [parse_uuid(text, "dead letter") for text in ids], []
             else:
                 done, skipped = dead_letters.requeue_matching(session, flt, actor=_actor(), reason=reason)
     except (dead_letters.DeadLetterNotFoundError, service.JobConflictError) as exc:
         raise click.ClickException(str(exc)) from None
     except service.InvalidJobError as exc:
         raise click.ClickException(f"The corrected payload is not valid: {json.dumps(exc.errors)}") from None
-    _publish(settings, sessions)
+    ctx.publish()
     click.echo(f"Requeued {len(done)}; skipped {len(skipped)}.", err=True)
     for item in skipped:
         click.echo(f"  skipped {item['id']}: {item['why']}", err=True)
@@ -174,10 +173,7 @@ def _payload(text: str | None, ids: tuple[str, ...]) -> dict[str, Any] | None:
         return None
     if len(ids) != 1:
         raise click.UsageError("--payload corrects one dead letter: name exactly one id.")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
+    value = parse_json(text, "--payload")
     if not isinstance(value, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--payload")
     return value
@@ -191,34 +187,28 @@ def _confirm(yes: bool, question: str) -> None:
     click.confirm(question, abort=True)
 
 
-def _publish(settings: Any, sessions: Any) -> None:
-    from jobs.outbox import Publisher, publish_due
-
-    try:
-        publish_due(sessions, Publisher(settings))
-    except Exception as exc:
-        click.echo(f"Saved; the relay will publish the requeued work (broker: {exc}).", err=True)
-
-
 @dead_letters_group.command("purge")
 @click.argument("ids", nargs=-1)
 @click.option("--expired", is_flag=True, help="purge those older than CONVEYOR_DEAD_LETTER_RETENTION_DAYS")
 @click.option("--reason", help="why, for the audit log")
 @click.option("--yes", is_flag=True, help="purge without asking")
-def purge_command(ids: tuple[str, ...], expired: bool, reason: str | None, yes: bool) -> None:
+@pass_context
+def purge_command(ctx: Context, ids: tuple[str, ...], expired: bool, reason: str | None, yes: bool) -> None:
     """Purge dead letters by id, or (--expired) every one past the retention period."""
-    settings, sessions = _sessions()
+    sessions = ctx.sessions
     if bool(ids) == expired:
         raise click.UsageError("Name dead letter ids, or pass --expired (not both).")
     _confirm(yes, f"Purge {len(ids) or 'expired'} dead letters?")
     try:
         with sessions.begin() as session:
             if expired:
-                retention = timedelta(days=settings.dead_letter_retention_days)
+                retention = timedelta(days=ctx.settings.dead_letter_retention_days)
                 count = dead_letters.purge_expired(session, retention, actor=_actor())
             else:
                 for text in ids:
-                    dead_letters.purge(session, _uuid(text), actor=_actor(), reason=reason)
+                    dead_letters.purge(
+                        session, parse_uuid(text, "dead letter"), actor=_actor(), reason=reason
+                    )
                 count = len(ids)
     except (dead_letters.DeadLetterNotFoundError, service.JobConflictError) as exc:
         raise click.ClickException(str(exc)) from None
