@@ -21,13 +21,13 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dead"
 
 
-def _is_rabbitmq(settings: Settings) -> bool:
-    return settings.broker_url.startswith(("amqp", "pyamqp"))
+def is_rabbitmq(broker_url: str) -> bool:
+    return broker_url.startswith(("amqp", "pyamqp"))
 
 
 def work_queues(settings: Settings) -> list[Queue]:
     """Work queues; on RabbitMQ quorum queues that hand poison messages to ``<queue>.dead``."""
-    if not _is_rabbitmq(settings):
+    if not is_rabbitmq(settings.broker_url):
         return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
     return [
         Queue(
@@ -49,19 +49,17 @@ def work_queues(settings: Settings) -> list[Queue]:
     ]
 
 
+def dead_letter_queue(broker_url: str, queue: str) -> Queue:
+    """The broker-side dead-letter queue of ``queue``: declared, never consumed by workers."""
+    name = dead_letter_queue_name(queue)
+    arguments = {"x-queue-type": "quorum"} if is_rabbitmq(broker_url) else None
+    return Queue(
+        name, Exchange(DEAD_LETTER_EXCHANGE, type="direct"), routing_key=name, queue_arguments=arguments
+    )
+
+
 def dead_letter_queues(settings: Settings) -> list[Queue]:
-    """Broker-side dead-letter queues: declared, never consumed by workers."""
-    exchange = Exchange(DEAD_LETTER_EXCHANGE, type="direct")
-    arguments = {"x-queue-type": "quorum"} if _is_rabbitmq(settings) else None
-    return [
-        Queue(
-            dead_letter_queue_name(name),
-            exchange,
-            routing_key=dead_letter_queue_name(name),
-            queue_arguments=arguments,
-        )
-        for name in QUEUES
-    ]
+    return [dead_letter_queue(settings.broker_url, name) for name in QUEUES]
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.settings import Settings
@@ -44,3 +46,16 @@ def _begin_immediate(connection: Any) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_unless_present(session: Session, model: type[Any], **values: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect (PostgreSQL or SQLite).
+
+    Add ``.returning(...)`` to learn whether it inserted: drivers report ``rowcount`` -1 for it.
+    """
+    insert = pg_insert if is_postgresql(session) else sqlite_insert
+    return insert(model).values(**values).on_conflict_do_nothing()

@@ -13,11 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from jobs import messages, service
+from jobs.db import insert_unless_present
 from jobs.models import AuditEntry, DeadLetter, DeadLetterState, Job, JobState, OutboxMessage, utcnow
 from jobs.types import JOB_TYPES
 
@@ -73,10 +72,7 @@ def index(session: Session, failure: Failure) -> DeadLetter | None:
     values["first_failed_at"] = failure.first_failed_at or failure.last_failed_at or now
     values["last_failed_at"] = failure.last_failed_at or now
     values.update(id=uuid.uuid4(), state=DeadLetterState.DEAD, created_at=now)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stored = session.execute(
-        insert(DeadLetter).values(**values).on_conflict_do_nothing().returning(DeadLetter.id)
-    )
+    stored = session.execute(insert_unless_present(session, DeadLetter, **values).returning(DeadLetter.id))
     if stored.first() is not None:
         letter = session.get(DeadLetter, values["id"])
     else:

@@ -15,10 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from jobs.db import insert_unless_present
 from jobs.models import IdempotencyKey, utcnow
 
 ABANDONED_AFTER = timedelta(minutes=5)
@@ -62,19 +61,12 @@ def begin(
             ),
         )
     )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     claimed = session.execute(
-        insert(IdempotencyKey)
-        .values(
-            token_id=token_id,
-            key=key,
-            request_hash=fingerprint,
-            created_at=now,
-            expires_at=now + ttl,
-        )
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.key)
-    )
+        insert_unless_present(
+            session, IdempotencyKey, token_id=token_id, key=key, request_hash=fingerprint,
+            created_at=now, expires_at=now + ttl,
+        ).returning(IdempotencyKey.key)
+    )  # fmt: skip
     if claimed.first() is not None:
         return None
     existing = session.scalars(

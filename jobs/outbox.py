@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, service
 from jobs.broker import celery_config, transport_options
+from jobs.db import is_postgresql
 from jobs.filesystem_transport import prune_abandoned_queues
 from jobs.messages import decode_body
 from jobs.models import Job, OutboxMessage, utcnow
@@ -95,7 +96,7 @@ def publish_due(
         )
         if job_ids is not None:
             due = due.where(OutboxMessage.job_id.in_(list(job_ids)))
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
+        if is_postgresql(session):
             due = due.with_for_update(skip_locked=True)
         claimed = session.execute(
             delete(OutboxMessage)
@@ -115,7 +116,7 @@ def publish_due(
 def _commit_without_flush_wait(session: Session) -> None:
     """A claim lost in a database crash only publishes its message once more, which workers
     tolerate (see the module docstring), so its commit need not wait for the disk."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         session.execute(text("SET LOCAL synchronous_commit = off"))
 
 

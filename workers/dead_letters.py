@@ -16,10 +16,9 @@ from typing import Any
 from celery.exceptions import TimeLimitExceeded
 from celery.worker.request import Request
 from celery.worker.state import task_ready
-from kombu import Exchange, Queue
 from kombu.message import Message
 
-from jobs.broker import DEAD_LETTER_EXCHANGE, dead_letter_queue_name
+from jobs.broker import dead_letter_queue
 from jobs.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -68,11 +67,7 @@ def _header_value(value: Any) -> Any:
 def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str:
     """Put the message, unchanged but for failure headers, on ``<queue>.dead``; returns that queue."""
     queue = queue_of(message.delivery_info)
-    dead = dead_letter_queue_name(queue)
-    quorum = {"x-queue-type": "quorum"} if app.conf.broker_url.startswith(("amqp", "pyamqp")) else None
-    target = Queue(
-        dead, Exchange(DEAD_LETTER_EXCHANGE, type="direct"), routing_key=dead, queue_arguments=quorum
-    )
+    target = dead_letter_queue(app.conf.broker_url, queue)
     failure_headers = {HEADER + key: value for key, value in info.items()}
     kept = ("correlation_id", "reply_to", "priority")
     properties = {k: v for k, v in (message.properties or {}).items() if k in kept}
@@ -80,7 +75,7 @@ def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str
         producer.publish(
             message.body,
             exchange=target.exchange,
-            routing_key=dead,
+            routing_key=target.name,
             headers={**(message.headers or {}), **failure_headers, HEADER + "queue": queue},
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
@@ -89,7 +84,7 @@ def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str
             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             **properties,
         )
-    return dead
+    return str(target.name)
 
 
 def queue_of(delivery_info: dict[str, Any] | None, fallback: str = "default") -> str:
