@@ -22,6 +22,12 @@ def current_token() -> ApiToken:
     return token
 
 
+def actor() -> str:
+    """Who the audit log names for this request."""
+    token = current_token()
+    return f"token:{token.name}:{token.id}"
+
+
 def require(scope: str) -> Callable[[F], F]:
     """Reject the request with 401 without a valid token, 403 without ``scope``."""
 

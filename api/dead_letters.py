@@ -9,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from api.auth import SECURITY, current_token, require
+from api.auth import SECURITY, actor, require
 from api.errors import abort, parse_uuid
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, encode_cursor
@@ -29,11 +29,6 @@ from jobs import dead_letters, service
 blp = Blueprint(
     "dead-letters", __name__, url_prefix="/v1/dead-letters", description="Inspect and requeue dead letters."
 )
-
-
-def actor() -> str:
-    token = current_token()
-    return f"token:{token.name}:{token.id}"
 
 
 def filter_from(values: dict[str, Any], state: str = "dead") -> dead_letters.Filter:

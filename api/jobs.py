@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from flask import Response
@@ -11,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from api.auth import SECURITY, current_token, require
+from api.auth import SECURITY, actor, require
 from api.errors import abort, parse_uuid
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, encode_cursor
@@ -77,7 +76,7 @@ class JobById(MethodView):
     @blp.response(200, JobOut)
     def get(self, job_id: str) -> dict[str, Any]:
         """Read one job."""
-        return _with_job(job_id, lambda session, jid: service.get(session, jid))
+        return _with_job(job_id, lambda session, jid: service.get(session, jid)).to_dict()
 
 
 @blp.route("/<job_id>/cancel")
@@ -87,7 +86,7 @@ class CancelJob(MethodView):
     @blp.response(200, JobOut)
     def post(self, job_id: str) -> dict[str, Any]:
         """Cancel a waiting job now, or ask a running one to stop (409 once it has finished)."""
-        return _with_job(job_id, service.cancel, write=True)
+        return _with_job(job_id, service.cancel, write=True).to_dict()
 
 
 @blp.route("/<job_id>/retry")
@@ -97,24 +96,21 @@ class RetryJob(MethodView):
     @blp.response(202, JobOut)
     def post(self, job_id: str) -> dict[str, Any]:
         """Run a failed, dead or cancelled job again from its first attempt."""
-        actor = f"token:{current_token().name}:{current_token().id}"
-        retried: list[Job] = []
-
-        def retry(session: Session, jid: uuid.UUID) -> Job:
-            retried.append(dead_letters.retry_job(session, jid, actor=actor))
-            return retried[0]
-
-        shown = _with_job(job_id, retry, write=True)
-        runtime().publish_now(retried[0])
-        return shown
+        who = actor()
+        job = _with_job(
+            job_id, lambda session, jid: dead_letters.retry_job(session, jid, actor=who), write=True
+        )
+        runtime().publish_now(job)
+        return job.to_dict()
 
 
-def _with_job(job_id: str, operation: Any, *, write: bool = False) -> dict[str, Any]:
+def _with_job(job_id: str, operation: Any, *, write: bool = False) -> Job:
     jid = parse_uuid(job_id, "job")
     rt = runtime()
     try:
         with rt.sessions.begin() if write else rt.sessions() as session:
-            return operation(session, jid).to_dict()
+            job: Job = operation(session, jid)
+            return job
     except service.JobNotFoundError as exc:
         abort(404, str(exc))
     except service.JobConflictError as exc:
