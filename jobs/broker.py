@@ -62,7 +62,8 @@ def dead_letter_queues(settings: Settings) -> list[Queue]:
     return [dead_letter_queue(settings.broker_url, name) for name in QUEUES]
 
 
-def transport_options(settings: Settings) -> dict[str, Any]:
+def transport_options(settings: Settings, *, confirm_publish: bool = True) -> dict[str, Any]:
+    """``confirm_publish``: on RabbitMQ, wait for the broker to take each message before going on."""
     if settings.is_embedded_broker:
         folder = str(settings.broker_dir / "messages")
         return {
@@ -75,7 +76,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
         # kombu looks for unacknowledged messages past the timeout only every 10th interval
         # (about 100 s) unless told otherwise; look every interval (10 s).
         return {"visibility_timeout": settings.visibility_timeout_s, "unacked_restore_throttle": 1}
-    return {"confirm_publish": True}
+    return {"confirm_publish": confirm_publish}
 
 
 def ensure_broker_dirs(settings: Settings) -> None:
@@ -94,12 +95,12 @@ def connection(settings: Settings) -> Connection:
     )
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
+def celery_config(settings: Settings, *, confirm_publish: bool = True) -> dict[str, Any]:
     ensure_broker_dirs(settings)
     return {
         "broker_url": settings.broker_url,
         "broker_transport": transport(settings),
-        "broker_transport_options": transport_options(settings),
+        "broker_transport_options": transport_options(settings, confirm_publish=confirm_publish),
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 4,
         "task_serializer": "json",
@@ -112,7 +113,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": work_queues(settings),
         "task_default_queue": "default",
         "task_create_missing_queues": False,
-        "worker_send_task_events": True,
+        # Flower turns task events on when it connects (and every 5 s); without it they cost the
+        # worker's main process a publish per task state for no reader.
+        "worker_send_task_events": False,
         "worker_prefetch_multiplier": settings.worker_prefetch,
         "worker_concurrency": settings.worker_concurrency,
         "worker_hijack_root_logger": False,

@@ -59,7 +59,7 @@ def api(ctx: Context, workers: int, threads: int, port: int | None) -> None:
 def worker(celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker on every queue (extra arguments go to celery)."""
     argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-l", "INFO"]
-    _exec([*argv, "-Q", QUEUE_LIST, "-E", *celery_args])
+    _exec([*argv, "-Q", QUEUE_LIST, *celery_args])
 
 
 @main.command()

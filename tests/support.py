@@ -175,7 +175,7 @@ class Backend:
     def start_worker(self, concurrency: int = 2, name: str | None = None) -> subprocess.Popen[bytes]:
         hostname = name or f"test-{uuid.uuid4().hex[:6]}@%h"
         return self.spawn(
-            "-m", "celery", "-A", "workers.app", "worker", "-l", "INFO", "-E",
+            "-m", "celery", "-A", "workers.app", "worker", "-l", "INFO",
             "-Q", ",".join(QUEUES), "-c", str(concurrency), "-n", hostname,
             "--without-mingle", "--without-gossip",
         )  # fmt: skip

@@ -18,7 +18,7 @@ from workers.base import JobTask, Runtime
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("conveyor", set_as_current=False)
-    app.config_from_object(celery_config(settings))
+    app.config_from_object(celery_config(settings, confirm_publish=False))
     app.conf.worker_consumer = "workers.consumer:DeadLetteringConsumer"
     app.conf.task_routes = {name: {"queue": "maintenance"} for name in MAINTENANCE_TASKS}
     app.conf.beat_schedule = BEAT_SCHEDULE

@@ -16,9 +16,10 @@ from typing import Any
 from celery.exceptions import TimeLimitExceeded
 from celery.worker.request import Request
 from celery.worker.state import task_ready
+from kombu import Connection
 from kombu.message import Message
 
-from jobs.broker import dead_letter_queue
+from jobs.broker import dead_letter_queue, is_rabbitmq
 from jobs.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,8 @@ def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str
     failure_headers = {HEADER + key: value for key, value in info.items()}
     kept = ("correlation_id", "reply_to", "priority")
     properties = {k: v for k, v in (message.properties or {}).items() if k in kept}
-    with app.producer_or_acquire() as producer:
-        producer.publish(
+    with _confirming_connection(app) as connection:
+        connection.Producer().publish(
             message.body,
             exchange=target.exchange,
             routing_key=target.name,
@@ -85,6 +86,15 @@ def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str
             **properties,
         )
     return str(target.name)
+
+
+def _confirming_connection(app: Any) -> Connection:
+    """The worker's own connection publishes events unconfirmed; a dead letter is published only
+    on a connection where RabbitMQ confirms it, before the original message is acknowledged."""
+    options = dict(app.conf.broker_transport_options or {})
+    if is_rabbitmq(app.conf.broker_url):
+        options["confirm_publish"] = True
+    return Connection(app.conf.broker_url, transport=app.conf.broker_transport, transport_options=options)
 
 
 def queue_of(delivery_info: dict[str, Any] | None, fallback: str = "default") -> str:
