@@ -46,7 +46,7 @@ def filter_from(values: dict[str, Any], state: str = "dead") -> dead_letters.Fil
 class DeadLetters(MethodView):
     @require("ops")
     @blp.doc(security=SECURITY)
-    @blp.arguments(DeadLetterQuery, location="query")
+    @blp.arguments(DeadLetterQuery(), location="query")
     @blp.response(200, DeadLetterPage)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List dead letters, most recent failure first."""
@@ -77,7 +77,7 @@ class Stats(MethodView):
 class BulkRequeueView(MethodView):
     @require("ops")
     @blp.doc(security=SECURITY)
-    @blp.arguments(BulkRequeue)
+    @blp.arguments(BulkRequeue())
     @blp.response(200, BulkRequeueResult)
     def post(self, body: dict[str, Any]) -> Response:
         """Requeue every dead letter matching a filter; ``dry_run`` only counts them."""
@@ -116,7 +116,7 @@ class DeadLetterById(MethodView):
 
     @require("ops")
     @blp.doc(security=SECURITY)
-    @blp.arguments(Purge, location="query")
+    @blp.arguments(Purge(), location="query")
     @blp.response(200, DeadLetterOut)
     def delete(self, query: dict[str, Any], dead_letter_id: str) -> dict[str, Any]:
         """Purge a dead letter: its message is dropped; the record and audit trail stay."""
@@ -129,19 +129,16 @@ class DeadLetterById(MethodView):
 class RequeueOne(MethodView):
     @require("ops")
     @blp.doc(security=SECURITY)
-    @blp.arguments(Requeue)
+    @blp.arguments(Requeue())
     @blp.response(200, DeadLetterOut)
     def post(self, body: dict[str, Any], dead_letter_id: str) -> dict[str, Any]:
         """Requeue one dead letter, optionally with a corrected payload (checked by its type's schema)."""
-        letter = _change(
+        return _change(
             dead_letter_id,
             lambda s, i: dead_letters.requeue(
                 s, i, actor=actor(), reason=body.get("reason"), payload=body.get("payload")
             ),
         )
-        if letter["job_id"] is not None:
-            runtime().publish_now(letter["job_id"])
-        return letter
 
 
 def _change(dead_letter_id: str, operation: Any) -> dict[str, Any]:

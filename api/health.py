@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from api.errors import error_response
 from api.runtime import runtime
+from jobs import broker
 from jobs.migrate import pending_migrations
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Probes.")
@@ -45,7 +46,7 @@ def readiness_problems() -> list[str]:
     except Exception as exc:
         reasons.append(f"database unreachable: {type(exc).__name__}")
     try:
-        rt.publisher.ping()
+        broker.ping(rt.settings)
     except Exception as exc:
         reasons.append(f"broker unreachable: {type(exc).__name__}")
     return reasons

@@ -21,6 +21,8 @@ from jobs.models import Job
 
 log = logging.getLogger(__name__)
 
+JOB_OUT = JobOut()
+
 blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and follow jobs.")
 
 
@@ -28,7 +30,7 @@ blp = Blueprint("jobs", __name__, url_prefix="/v1/jobs", description="Submit and
 class Jobs(MethodView):
     @require("jobs:read")
     @blp.doc(security=SECURITY)
-    @blp.arguments(JobQuery, location="query")
+    @blp.arguments(JobQuery(), location="query")
     @blp.response(200, JobPage)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first, one page at a time."""
@@ -49,24 +51,19 @@ class Jobs(MethodView):
 
     @require("jobs:write")
     @blp.doc(security=SECURITY)
-    @blp.arguments(JobCreate)
+    @blp.arguments(JobCreate())
     @blp.response(202, JobOut)
     def post(self, body: dict[str, Any]) -> Response:
         """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe."""
-        created: list[Job] = []
 
         def submit(session: Session) -> Outcome:
             try:
                 job = service.submit(session, runtime().settings, service.Submission(**body))
             except service.InvalidJobError as exc:
                 abort(422, "The job is not valid.", errors={"json": exc.errors})
-            created.append(job)
-            return JobOut().dump(job.to_dict()), 202, {"Location": f"/v1/jobs/{job.id}"}
+            return JOB_OUT.dump(job.to_dict()), 202, {"Location": f"/v1/jobs/{job.id}"}
 
-        response = run_once(submit)
-        if created:
-            runtime().publish_now(created[0])
-        return response
+        return run_once(submit)
 
 
 @blp.route("/<job_id>")
@@ -97,11 +94,9 @@ class RetryJob(MethodView):
     def post(self, job_id: str) -> dict[str, Any]:
         """Run a failed, dead or cancelled job again from its first attempt."""
         who = actor()
-        job = _with_job(
+        return _with_job(
             job_id, lambda session, jid: dead_letters.retry_job(session, jid, actor=who), write=True
-        )
-        runtime().publish_now(job)
-        return job.to_dict()
+        ).to_dict()
 
 
 def _with_job(job_id: str, operation: Any, *, write: bool = False) -> Job:

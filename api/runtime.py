@@ -1,19 +1,17 @@
-"""What request handlers share: settings, the session factory and the publisher."""
+"""What request handlers share: settings, the session factory and the token cache."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-import uuid
 
 from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import tokens
 from jobs.db import make_engine, make_sessionmaker
-from jobs.models import ApiToken, Job
-from jobs.outbox import Publisher, publish_due, publish_job
+from jobs.models import ApiToken
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,18 +23,7 @@ class ApiRuntime:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.sessions: sessionmaker[Session] = make_sessionmaker(make_engine(settings))
-        self.publisher = Publisher(settings)
         self.tokens = TokenCache(self.sessions)
-
-    def publish_now(self, job: Job | uuid.UUID) -> None:
-        """The fast path after commit; if the broker is down the relay publishes the job later."""
-        try:
-            if isinstance(job, Job):
-                publish_job(self.sessions, self.publisher, job)
-            else:
-                publish_due(self.sessions, self.publisher, job_ids=[job])
-        except Exception as exc:
-            log.warning("Job %s is saved but not published yet (%s); the relay will.", job, exc)
 
 
 class TokenCache:

@@ -95,6 +95,11 @@ def connection(settings: Settings) -> Connection:
     )
 
 
+def ping(settings: Settings) -> None:
+    with connection(settings) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
 def celery_config(settings: Settings, *, confirm_publish: bool = True) -> dict[str, Any]:
     ensure_broker_dirs(settings)
     return {

@@ -132,7 +132,6 @@ def submit(
             job = service.submit(session, ctx.settings, submission)
     except service.InvalidJobError as exc:
         raise click.UsageError(f"The job is not valid: {json.dumps(exc.errors)}") from None
-    ctx.publish(job_ids=[job.id])
     if not wait:
         click.echo(str(job.id))
         return
@@ -149,7 +148,11 @@ def _wait_for(sessions: Any, job_id: uuid.UUID, timeout: float) -> Job:
         if job.state in FINISHED_STATES:
             return job
         if time.monotonic() > deadline:
-            raise click.ClickException(f"Job {job_id} is still {job.state} after {timeout:.0f} s.")
+            message = f"Job {job_id} is still {job.state} after {timeout:.0f} s"
+            with sessions() as session:
+                if service.is_unpublished(session, job_id):
+                    message += "; it was never published: is `conveyor relay` running?"
+            raise click.ClickException(message + ".")
         time.sleep(0.2)
 
 

@@ -1,10 +1,9 @@
-"""What every ``conveyor`` command shares: settings, sessions, parsing and publishing."""
+"""What every ``conveyor`` command shares: settings, sessions and parsing."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
@@ -27,15 +26,6 @@ class Context:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return make_sessionmaker(make_engine(self.settings))
-
-    def publish(self, job_ids: Iterable[uuid.UUID] | None = None) -> None:
-        """Publish what was just queued now; if the broker is down, the relay does it later."""
-        from jobs.outbox import Publisher, publish_due
-
-        try:
-            publish_due(self.sessions, Publisher(self.settings), job_ids=job_ids)
-        except Exception as exc:
-            click.echo(f"Saved; the relay will publish it (broker: {exc}).", err=True)
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)

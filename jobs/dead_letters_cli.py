@@ -162,7 +162,6 @@ def requeue_command(
         raise click.ClickException(str(exc)) from None
     except service.InvalidJobError as exc:
         raise click.ClickException(f"The corrected payload is not valid: {json.dumps(exc.errors)}") from None
-    ctx.publish()
     click.echo(f"Requeued {len(done)}; skipped {len(skipped)}.", err=True)
     for item in skipped:
         click.echo(f"  skipped {item['id']}: {item['why']}", err=True)

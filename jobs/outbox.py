@@ -1,10 +1,11 @@
 """Publishing: outbox rows become broker messages, exactly one publish per row.
 
-The API publishes its own row right after commit (the fast path); the relay publishes whatever is
-left: rows whose fast path failed (broker down, crash) and delayed rows (retries, ``run_at``).
-Both claim rows the same way, by deleting them in the transaction that publishes them, so a row is
-published once unless the process dies between the publish and the commit; the worker then sees
-a stale dispatch or a finished job and skips the copy.
+Whoever changes a job's state writes its outbox row in the same transaction (``jobs.service``);
+only the relay publishes. It claims rows by deleting them in the transaction that publishes them,
+so a row is published once unless the process dies between the publish and the commit; the
+worker then sees a stale dispatch or a finished job and skips the copy. On PostgreSQL a trigger
+(migration 0003) notifies the relay of every outbox insert, so it publishes within milliseconds
+and in batches under load; on SQLite it polls every ``CONVEYOR_RELAY_INTERVAL_MS``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import delete, select, text
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, service
@@ -43,13 +44,13 @@ class Publisher:
         self.celery = Celery("conveyor-publisher", set_as_current=False)
         self.celery.config_from_object(celery_config(settings))
 
-    def publish(self, job: Job, dispatch: int) -> None:
+    def publish(self, job_id: uuid.UUID, job_type: str, queue: str, priority: int, dispatch: int) -> None:
         self.celery.send_task(
-            JOB_TYPES[job.type].task_name,
-            args=[str(job.id), dispatch],
-            task_id=f"{job.id}.{dispatch}",
-            queue=job.queue,
-            priority=job.priority,
+            JOB_TYPES[job_type].task_name,
+            args=[str(job_id), dispatch],
+            task_id=f"{job_id}.{dispatch}",
+            queue=queue,
+            priority=priority,
             retry=False,
         )
 
@@ -67,10 +68,6 @@ class Publisher:
                 **message.get("properties", {}),
             )
 
-    def ping(self) -> None:
-        with self.celery.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
-
     def close(self) -> None:
         self.celery.close()
 
@@ -80,7 +77,7 @@ def publish_due(
     publisher: Publisher,
     *,
     job_ids: Iterable[uuid.UUID] | None = None,
-    limit: int = 200,
+    limit: int = 500,
 ) -> int:
     """Claim due outbox rows, publish them, and commit; returns how many were published.
 
@@ -103,11 +100,13 @@ def publish_due(
             .where(OutboxMessage.id.in_(due.scalar_subquery()))
             .returning(OutboxMessage.job_id, OutboxMessage.dispatch, OutboxMessage.raw)
         ).all()
-        job_ids = [job_id for job_id, _, _ in claimed if job_id is not None]
-        jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
+        ids = [job_id for job_id, _, _ in claimed if job_id is not None]
+        routes = select(Job.id, Job.type, Job.queue, Job.priority).where(Job.id.in_(ids))
+        jobs = {row.id: row for row in session.execute(routes)} if ids else {}
         for job_id, dispatch, raw in claimed:
             if job_id is not None:
-                publisher.publish(jobs[job_id], dispatch)
+                job = jobs[job_id]
+                publisher.publish(job_id, job.type, job.queue, job.priority, dispatch)
             elif raw is not None:
                 publisher.publish_raw(raw)
     return len(claimed)
@@ -120,18 +119,44 @@ def _commit_without_flush_wait(session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
-def publish_job(sessions: sessionmaker[Session], publisher: Publisher, job: Job) -> int:
-    """The fast path for one job just committed: claim its due row by job id and publish it."""
-    with sessions.begin() as session:
-        _commit_without_flush_wait(session)
-        claimed = session.execute(
-            delete(OutboxMessage)
-            .where(OutboxMessage.job_id == job.id, OutboxMessage.available_at <= utcnow())
-            .returning(OutboxMessage.dispatch)
-        ).all()
-        for (dispatch,) in claimed:
-            publisher.publish(job, dispatch)
-    return len(claimed)
+class Wakeup:
+    """The relay's pause between passes, cut short on PostgreSQL by the outbox trigger's notice."""
+
+    CHANNEL = "conveyor_outbox"
+
+    def __init__(self, engine: Engine, stop: threading.Event):
+        self.engine = engine
+        self.stop = stop
+        self.listener: Any = None
+
+    def wait(self, timeout: float) -> None:
+        if self.engine.dialect.name != "postgresql":
+            self.stop.wait(timeout)
+            return
+        try:
+            listener = self._listener()
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                pass
+            for _ in listener.notifies(timeout=0):
+                pass  # notices that came meanwhile: the next pass publishes their rows too
+        except Exception as exc:
+            if self.listener is not None:
+                log.warning("Relay stopped listening for outbox notices (%s); polling instead.", exc)
+            self.close()
+            self.stop.wait(timeout)
+
+    def _listener(self) -> Any:
+        if self.listener is None:
+            connection = self.engine.raw_connection()
+            connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+            connection.driver_connection.execute(f"LISTEN {self.CHANNEL}")  # type: ignore[union-attr]
+            self.listener = connection
+        return self.listener.driver_connection
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.invalidate()
+            self.listener = None
 
 
 def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
@@ -157,16 +182,20 @@ def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
 def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event) -> None:
     """Publish due outbox rows until ``stop`` is set; survives broker and database outages."""
     publisher = Publisher(settings)
+    wakeup = Wakeup(sessions.kw["bind"], stop)
     interval = settings.relay_interval_ms / 1000
+    limit = 500
     failing = False
     next_recovery = 0.0
-    log.info("Outbox relay started; polling every %d ms.", settings.relay_interval_ms)
+    log.info(
+        "Outbox relay started; it looks for due messages at least every %d ms.", settings.relay_interval_ms
+    )
     while not stop.is_set():
         try:
             if time.monotonic() >= next_recovery:
                 sweep(settings, sessions)
                 next_recovery = time.monotonic() + RECOVERY_INTERVAL_S
-            published = publish_due(sessions, publisher)
+            published = publish_due(sessions, publisher, limit=limit)
         except Exception as exc:
             if not failing:
                 log.warning("Outbox relay cannot publish yet (%s); will keep trying.", exc)
@@ -178,6 +207,7 @@ def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threadi
             failing = False
         if published:
             log.debug("Outbox relay published %d messages.", published)
-        else:
-            stop.wait(interval)
+        if published < limit:
+            wakeup.wait(interval)
+    wakeup.close()
     publisher.close()

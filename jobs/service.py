@@ -6,15 +6,16 @@ and its outbox message are written in one transaction.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from marshmallow import ValidationError
-from sqlalchemy import delete, select, tuple_, update
+from marshmallow import Schema, ValidationError
+from sqlalchemy import Table, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from jobs.broker import QUEUES
@@ -24,6 +25,8 @@ from jobs.types import JOB_TYPES
 
 log = logging.getLogger(__name__)
 
+JOBS = cast(Table, Job.__table__)
+OUTBOX = cast(Table, OutboxMessage.__table__)
 RETRYABLE_BY_HAND = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 CLAIMABLE = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.RUNNING})
 
@@ -63,42 +66,62 @@ def validate_payload(job_type: str, payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidJobError({"payload": ["Must be a JSON object."]})
     try:
-        loaded: dict[str, Any] = JOB_TYPES[job_type].schema().load(payload)
+        loaded: dict[str, Any] = _payload_schema(job_type).load(payload)
     except ValidationError as exc:
         raise InvalidJobError({"payload": exc.messages}) from None
     return loaded
 
 
+@functools.cache
+def _payload_schema(job_type: str) -> Schema:
+    return JOB_TYPES[job_type].schema()
+
+
 def submit(session: Session, settings: Settings, submission: Submission) -> Job:
-    """Record a queued job and its outbox message; the relay or the caller publishes it."""
+    """Record a queued job and its outbox message; the relay publishes it after commit.
+
+    Two Core inserts rather than the ORM's unit of work, which cost more than all the rest of a
+    submission; the job returned is not attached to the session.
+    """
     payload = validate_payload(submission.type, submission.payload)
     queue = submission.queue or JOB_TYPES[submission.type].queue
     if queue not in QUEUES:
         raise InvalidJobError({"queue": [f"Unknown queue {queue!r}; one of {', '.join(QUEUES)}."]})
-    job = Job(
-        id=uuid.uuid4(),
-        type=submission.type,
-        queue=queue,
-        priority=submission.priority,
-        payload=payload,
-        state=JobState.QUEUED,
-        attempts=0,
-        max_attempts=submission.max_attempts or settings.default_max_attempts,
-        dispatch=1,
-        run_at=submission.run_at,
-        correlation_id=submission.correlation_id,
-        causation_id=submission.causation_id,
-        created_at=utcnow(),
-    )
-    session.add(job)
-    session.flush()
-    _enqueue(session, job, available_at=submission.run_at)
-    return job
+    now = utcnow()
+    values = {
+        "id": uuid.uuid4(),
+        "type": submission.type,
+        "queue": queue,
+        "priority": submission.priority,
+        "payload": payload,
+        "state": JobState.QUEUED,
+        "attempts": 0,
+        "max_attempts": submission.max_attempts or settings.default_max_attempts,
+        "dispatch": 1,
+        "deliveries": 0,
+        "cancel_requested": False,
+        "progress": 0,
+        "run_at": submission.run_at,
+        "correlation_id": submission.correlation_id,
+        "causation_id": submission.causation_id,
+        "created_at": now,
+        "queued_at": submission.run_at or now,
+    }
+    session.execute(insert(JOBS), values)
+    outbox = {"job_id": values["id"], "dispatch": 1, "available_at": values["queued_at"]}
+    session.execute(insert(OUTBOX), outbox)
+    return Job(**values)
 
 
 def _enqueue(session: Session, job: Job, available_at: datetime | None = None) -> None:
     job.queued_at = available_at or utcnow()
     session.add(OutboxMessage(job_id=job.id, dispatch=job.dispatch, available_at=job.queued_at))
+
+
+def is_unpublished(session: Session, job_id: uuid.UUID) -> bool:
+    """Whether the job's message is still waiting in the outbox for the relay."""
+    waiting = select(OutboxMessage.id).where(OutboxMessage.job_id == job_id)
+    return session.scalar(waiting.limit(1)) is not None
 
 
 def get(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
@@ -127,40 +150,59 @@ def list_jobs(
     return list(session.scalars(statement))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a worker needs from the job row it claimed."""
+
+    payload: dict[str, Any]
+    attempts: int
+    deliveries: int
+    max_attempts: int
+    first_failed_at: datetime | None
+    state: str
+    error_type: str | None
+    error_message: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> Claim:
+        return cls(*(getattr(row, field.name) for field in fields(cls)))
+
+
 def mark_started(
     session: Session, job_id: uuid.UUID, dispatch: int, worker: str, delivery_limit: int, lease: timedelta
-) -> Job | None:
+) -> Claim | None:
     """Claim the job for this delivery; None when the message is stale or the job is over.
 
     A job still ``running`` is claimed again: its worker died. Deliveries of one attempt are
     counted, and past ``delivery_limit`` the job is marked dead instead of run (the caller
-    dead-letters it); a retry or a requeue starts the count again.
+    dead-letters it); a retry or a requeue starts the count again. The common case is one Core
+    statement: every job runs it, and the ORM's entity loading cost more than the statement.
     """
     now = utcnow()
-    claimed = session.scalars(
-        update(Job)
+    claimed = session.execute(
+        update(JOBS)
         .where(
-            Job.id == job_id,
-            Job.dispatch == dispatch,
-            Job.state.in_(CLAIMABLE),
-            Job.cancel_requested.is_(False),
-            Job.deliveries < delivery_limit,
+            JOBS.c.id == job_id,
+            JOBS.c.dispatch == dispatch,
+            JOBS.c.state.in_(CLAIMABLE),
+            JOBS.c.cancel_requested.is_(False),
+            JOBS.c.deliveries < delivery_limit,
         )
         .values(
             state=JobState.RUNNING,
-            attempts=Job.attempts + 1,
-            deliveries=Job.deliveries + 1,
+            attempts=JOBS.c.attempts + 1,
+            deliveries=JOBS.c.deliveries + 1,
             started_at=now,
             next_retry_at=None,
             worker=worker,
             lease_expires_at=now + lease,
         )
-        .returning(Job),
-        execution_options={"synchronize_session": False},
+        .returning(*(JOBS.c[field.name] for field in fields(Claim)))
     ).one_or_none()
     if claimed is not None:
-        return claimed
-    return _refuse_claim(session, job_id, dispatch, delivery_limit)
+        return Claim.of(claimed)
+    refused = _refuse_claim(session, job_id, dispatch, delivery_limit)
+    return Claim.of(refused) if refused is not None else None
 
 
 def _refuse_claim(session: Session, job_id: uuid.UUID, dispatch: int, delivery_limit: int) -> Job | None:
@@ -217,10 +259,10 @@ def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
 
 
 def mark_succeeded(session: Session, job_id: uuid.UUID, result: Any) -> None:
-    """One statement: the hot path of every job."""
+    """One Core statement: the hot path of every job."""
     session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state == JobState.RUNNING)
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.state == JobState.RUNNING)
         .values(
             state=JobState.SUCCEEDED,
             result=result,
@@ -230,8 +272,7 @@ def mark_succeeded(session: Session, job_id: uuid.UUID, result: Any) -> None:
             finished_at=utcnow(),
             next_retry_at=None,
             lease_expires_at=None,
-        ),
-        execution_options={"synchronize_session": False},
+        )
     )
 
 

@@ -57,6 +57,7 @@ def test_tokens_create_refuses_an_unknown_scope_with_a_message(embedded: Backend
 
 def test_submit_and_wait_prints_the_finished_job_and_exits_zero(embedded: Backend) -> None:
     embedded.start_worker()
+    embedded.start_relay()
 
     done = conveyor(embedded, "submit", "echo", "--payload", '{"a":1}', "--wait", "--timeout", "90")
 
@@ -66,8 +67,15 @@ def test_submit_and_wait_prints_the_finished_job_and_exits_zero(embedded: Backen
     assert job["result"] == {"a": 1}
 
 
+def test_submit_and_wait_without_a_relay_says_the_job_was_never_published(embedded: Backend) -> None:
+    done = conveyor(embedded, "submit", "echo", "--wait", "--timeout", "1")
+
+    assert_fails_clearly(done, "conveyor relay")
+
+
 def test_submit_and_wait_exits_one_when_the_job_fails(embedded: Backend) -> None:
     embedded.start_worker()
+    embedded.start_relay()
 
     done = conveyor(
         embedded, "submit", "fail", "--payload", '{"permanent":true}', "--wait", "--timeout", "90"

@@ -80,6 +80,7 @@ def dedicated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backen
 @pytest.mark.parametrize("dedicated", ["embedded", "rabbitmq", "redis"], indirect=True)
 def test_job_runs_again_and_succeeds_once_when_its_worker_process_is_killed(dedicated: Backend) -> None:
     worker = dedicated.start_worker(concurrency=1)
+    dedicated.start_relay()
     client = create_app(dedicated.settings).test_client()
     token = dedicated.token("jobs:write", "jobs:read")
     job_id = submit(client, token, "sleep", {"ms": 3000})

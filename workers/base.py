@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject
@@ -40,17 +39,6 @@ class Runtime:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return make_sessionmaker(make_engine(self.settings, for_worker=True))
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What the task needs from the job row, read once when it claims the job."""
-
-    payload: dict[str, Any]
-    attempts: int
-    deliveries: int
-    max_attempts: int
-    first_failed_at: datetime | None
 
 
 class JobTask(Task):
@@ -109,27 +97,26 @@ class JobTask(Task):
             message = f"The message's arguments ({job_id!r}, {dispatch!r}) are not a job id and a dispatch."
             raise DeadLettered(failure_info("invalid_message", exc, message=message)) from None
 
-    def _claim(self, job_id: uuid.UUID, dispatch: int) -> Claim | None:
+    def _claim(self, job_id: uuid.UUID, dispatch: int) -> service.Claim | None:
         settings = self.runtime.settings
         lease = timedelta(seconds=settings.task_time_limit_s + LEASE_GRACE_S)
         worker = self.request.hostname or "?"
         try:
             with self.runtime.sessions.begin() as session:
-                job = service.mark_started(session, job_id, dispatch, worker, settings.delivery_limit, lease)
-                if job is None:
+                claim = service.mark_started(
+                    session, job_id, dispatch, worker, settings.delivery_limit, lease
+                )
+                if claim is None:
                     self._dead_letter_again_if_lost(session, job_id, dispatch)
                     return None
-                claim = Claim(
-                    job.payload, job.attempts, job.deliveries, job.max_attempts, job.first_failed_at
-                )
-                dead = job.state == JobState.DEAD
-                error_type, error = job.error_type, job.error_message
         except service.JobNotFoundError as exc:
             raise DeadLettered(failure_info("job_not_found", exc, job_id=job_id)) from None
         except SQLAlchemyError as exc:
             self._requeue_while_database_is_down(job_id, exc)
-        if dead:
-            info = failure_info("delivery_limit", error_type=error_type, message=error or "")
+        if claim.state == JobState.DEAD:
+            info = failure_info(
+                "delivery_limit", error_type=claim.error_type, message=claim.error_message or ""
+            )
             raise DeadLettered(self._with_job(info, job_id, claim))
         return claim
 
@@ -145,7 +132,7 @@ class JobTask(Task):
             )
             raise DeadLettered({**info, "job-id": str(job_id), "job-type": self.job_type})
 
-    def _requeue_while_database_is_down(self, job_id: uuid.UUID, exc: Exception) -> Any:
+    def _requeue_while_database_is_down(self, job_id: uuid.UUID, exc: Exception) -> NoReturn:
         log.warning("Database unavailable for job %s (%s); requeueing its message.", job_id, exc)
         time.sleep(DATABASE_DOWN_PAUSE_S)
         raise Reject(str(exc), requeue=True)
@@ -162,7 +149,13 @@ class JobTask(Task):
             self._requeue_while_database_is_down(job_id, exc)
 
     def _fail(
-        self, job_id: uuid.UUID, claim: Claim, exc: Exception, *, retryable: bool, delay_ms: int | None = None
+        self,
+        job_id: uuid.UUID,
+        claim: service.Claim,
+        exc: Exception,
+        *,
+        retryable: bool,
+        delay_ms: int | None = None,
     ) -> None:
         exhausted = not retryable or claim.attempts >= claim.max_attempts
         try:
@@ -185,7 +178,7 @@ class JobTask(Task):
         reason = "retries_exhausted" if retryable else "permanent_error"
         raise DeadLettered(self._with_job(failure_info(reason, exc), job_id, claim))
 
-    def _with_job(self, info: dict[str, Any], job_id: uuid.UUID, claim: Claim) -> dict[str, Any]:
+    def _with_job(self, info: dict[str, Any], job_id: uuid.UUID, claim: service.Claim) -> dict[str, Any]:
         first = claim.first_failed_at.isoformat() if claim.first_failed_at else info["failed-at"]
         return {
             **info,
