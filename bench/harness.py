@@ -147,7 +147,7 @@ def profiling(folder: Path | None, name: str, pid: int) -> Iterator[Callable[[],
         return
     folder.mkdir(parents=True, exist_ok=True)
     output = folder / f"{name}.txt"
-    argv = [spy, "record", "-s", "-r", "200", "-f", "raw", "-o", str(output), "-p", str(pid)]
+    argv = [spy, "record", "--gil", "-s", "-r", "200", "-f", "raw", "-o", str(output), "-p", str(pid)]
     spy_process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop() -> None:

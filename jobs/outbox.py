@@ -14,17 +14,19 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from kombu import Producer
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, service
-from jobs.broker import celery_config, transport_options
+from jobs.broker import celery_config, is_rabbitmq, transport_options
 from jobs.db import is_postgresql
 from jobs.filesystem_transport import prune_abandoned_queues
 from jobs.messages import decode_body
@@ -38,38 +40,112 @@ RECOVERY_INTERVAL_S = 10.0
 
 
 class Publisher:
-    """Sends job messages: the job id and its dispatch number, never the payload."""
+    """Sends job messages (the job id and its dispatch number, never the payload) in batches.
+
+    On RabbitMQ a batch is published on a channel in confirm mode and ``batch`` returns only once
+    the broker has confirmed every message: one wait per batch, not one per message.
+    """
+
+    CONFIRM_TIMEOUT_S = 30.0
 
     def __init__(self, settings: Settings):
         self.celery = Celery("conveyor-publisher", set_as_current=False)
-        self.celery.config_from_object(celery_config(settings))
+        self.celery.config_from_object(celery_config(settings, confirm_publish=False))
+        self.confirms = is_rabbitmq(settings.broker_url)
+        self.producer: Producer | None = None
+        self.sent = 0
+        self.unconfirmed: set[int] = set()
+        self.refused = 0
+        self.declared: set[str] = set()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        try:
+            yield
+            self._wait_for_confirms()
+        except BaseException:
+            self.close_connection()
+            raise
 
     def publish(self, job_id: uuid.UUID, job_type: str, queue: str, priority: int, dispatch: int) -> None:
+        producer = self._producer()
         self.celery.send_task(
             JOB_TYPES[job_type].task_name,
             args=[str(job_id), dispatch],
+            argsrepr=f"('{job_id}', {dispatch})",
             task_id=f"{job_id}.{dispatch}",
             queue=queue,
             priority=priority,
             retry=False,
+            producer=producer,
+            # Declared once per channel, so that a queue nobody declared yet cannot drop it.
+            declare=[] if queue in self.declared else None,
         )
+        self.declared.add(queue)
+        self._sent()
 
     def publish_raw(self, message: dict[str, Any]) -> None:
         """Send a captured message again exactly as it was first sent (see dead_letters)."""
-        with self.celery.producer_or_acquire() as producer:
-            producer.publish(
-                decode_body(message),
-                exchange=message.get("exchange") or "",
-                routing_key=message.get("routing_key") or message.get("queue") or "",
-                headers=message.get("headers") or {},
-                content_type=message.get("content_type") or "application/octet-stream",
-                content_encoding=message.get("content_encoding") or "binary",
-                retry=False,
-                **message.get("properties", {}),
-            )
+        self._producer().publish(
+            decode_body(message),
+            exchange=message.get("exchange") or "",
+            routing_key=message.get("routing_key") or message.get("queue") or "",
+            headers=message.get("headers") or {},
+            content_type=message.get("content_type") or "application/octet-stream",
+            content_encoding=message.get("content_encoding") or "binary",
+            retry=False,
+            **message.get("properties", {}),
+        )
+        self._sent()
+
+    def _producer(self) -> Producer:
+        if self.producer is None:
+            channel = self.celery.connection_for_write().channel()
+            if self.confirms:
+                channel.confirm_select()
+                channel.events["basic_ack"].add(self._on_ack)
+                channel.events["basic_nack"].add(self._on_nack)
+            self.producer = Producer(channel)
+            self.sent = 0
+            self.declared.clear()
+        return self.producer
+
+    def _sent(self) -> None:
+        self.sent += 1  # RabbitMQ numbers a confirm channel's messages 1, 2, 3...
+        if self.confirms:
+            self.unconfirmed.add(self.sent)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self.unconfirmed = {tag for tag in self.unconfirmed if tag > delivery_tag}
+        else:
+            self.unconfirmed.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.refused += 1
+        self._on_ack(delivery_tag, multiple)
+
+    def _wait_for_confirms(self) -> None:
+        deadline = time.monotonic() + self.CONFIRM_TIMEOUT_S
+        while self.unconfirmed and self.producer is not None:
+            self.producer.connection.drain_events(timeout=max(0.0, deadline - time.monotonic()))
+        if self.refused:
+            raise PublishRefusedError(f"The broker refused {self.refused} messages.")
+
+    def close_connection(self) -> None:
+        if self.producer is not None:
+            self.producer.connection.close()
+        self.producer = None
+        self.unconfirmed.clear()
+        self.refused = 0
 
     def close(self) -> None:
+        self.close_connection()
         self.celery.close()
+
+
+class PublishRefusedError(RuntimeError):
+    """RabbitMQ answered a publish with a negative confirm (a full queue, an internal error)."""
 
 
 def publish_due(
@@ -103,12 +179,13 @@ def publish_due(
         ids = [job_id for job_id, _, _ in claimed if job_id is not None]
         routes = select(Job.id, Job.type, Job.queue, Job.priority).where(Job.id.in_(ids))
         jobs = {row.id: row for row in session.execute(routes)} if ids else {}
-        for job_id, dispatch, raw in claimed:
-            if job_id is not None:
-                job = jobs[job_id]
-                publisher.publish(job_id, job.type, job.queue, job.priority, dispatch)
-            elif raw is not None:
-                publisher.publish_raw(raw)
+        with publisher.batch():
+            for job_id, dispatch, raw in claimed:
+                if job_id is not None:
+                    job = jobs[job_id]
+                    publisher.publish(job_id, job.type, job.queue, job.priority, dispatch)
+                elif raw is not None:
+                    publisher.publish_raw(raw)
     return len(claimed)
 
 

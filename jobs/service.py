@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import Table, delete, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from jobs.broker import QUEUES
@@ -168,6 +168,44 @@ class Claim:
         return cls(*(getattr(row, field.name) for field in fields(cls)))
 
 
+# The two statements every job runs, built once: building them per call cost more CPU than
+# running them. Parameter names must not be column names, or SQLAlchemy adds them to the SET.
+_CLAIM = (
+    update(JOBS)
+    .where(
+        JOBS.c.id == bindparam("p_id"),
+        JOBS.c.dispatch == bindparam("p_dispatch"),
+        JOBS.c.state.in_(CLAIMABLE),
+        JOBS.c.cancel_requested.is_(False),
+        JOBS.c.deliveries < bindparam("p_delivery_limit"),
+    )
+    .values(
+        state=JobState.RUNNING,
+        attempts=JOBS.c.attempts + 1,
+        deliveries=JOBS.c.deliveries + 1,
+        started_at=bindparam("p_now"),
+        next_retry_at=None,
+        worker=bindparam("p_worker"),
+        lease_expires_at=bindparam("p_lease"),
+    )
+    .returning(*(JOBS.c[field.name] for field in fields(Claim)))
+)
+_SUCCEED = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("p_id"), JOBS.c.state == JobState.RUNNING)
+    .values(
+        state=JobState.SUCCEEDED,
+        result=bindparam("p_result"),
+        error_type=None,
+        error_message=None,
+        progress=100,
+        finished_at=bindparam("p_now"),
+        next_retry_at=None,
+        lease_expires_at=None,
+    )
+)
+
+
 def mark_started(
     session: Session, job_id: uuid.UUID, dispatch: int, worker: str, delivery_limit: int, lease: timedelta
 ) -> Claim | None:
@@ -176,29 +214,18 @@ def mark_started(
     A job still ``running`` is claimed again: its worker died. Deliveries of one attempt are
     counted, and past ``delivery_limit`` the job is marked dead instead of run (the caller
     dead-letters it); a retry or a requeue starts the count again. The common case is one Core
-    statement: every job runs it, and the ORM's entity loading cost more than the statement.
+    statement (``_CLAIM``).
     """
     now = utcnow()
-    claimed = session.execute(
-        update(JOBS)
-        .where(
-            JOBS.c.id == job_id,
-            JOBS.c.dispatch == dispatch,
-            JOBS.c.state.in_(CLAIMABLE),
-            JOBS.c.cancel_requested.is_(False),
-            JOBS.c.deliveries < delivery_limit,
-        )
-        .values(
-            state=JobState.RUNNING,
-            attempts=JOBS.c.attempts + 1,
-            deliveries=JOBS.c.deliveries + 1,
-            started_at=now,
-            next_retry_at=None,
-            worker=worker,
-            lease_expires_at=now + lease,
-        )
-        .returning(*(JOBS.c[field.name] for field in fields(Claim)))
-    ).one_or_none()
+    parameters = {
+        "p_id": job_id,
+        "p_dispatch": dispatch,
+        "p_delivery_limit": delivery_limit,
+        "p_now": now,
+        "p_worker": worker,
+        "p_lease": now + lease,
+    }
+    claimed = session.execute(_CLAIM, parameters).one_or_none()
     if claimed is not None:
         return Claim.of(claimed)
     refused = _refuse_claim(session, job_id, dispatch, delivery_limit)
@@ -259,21 +286,8 @@ def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
 
 
 def mark_succeeded(session: Session, job_id: uuid.UUID, result: Any) -> None:
-    """One Core statement: the hot path of every job."""
-    session.execute(
-        update(JOBS)
-        .where(JOBS.c.id == job_id, JOBS.c.state == JobState.RUNNING)
-        .values(
-            state=JobState.SUCCEEDED,
-            result=result,
-            error_type=None,
-            error_message=None,
-            progress=100,
-            finished_at=utcnow(),
-            next_retry_at=None,
-            lease_expires_at=None,
-        )
-    )
+    """One Core statement (``_SUCCEED``): the hot path of every job."""
+    session.execute(_SUCCEED, {"p_id": job_id, "p_result": result, "p_now": utcnow()})
 
 
 def mark_cancelled(session: Session, job: Job) -> None:

@@ -64,7 +64,8 @@ class JobTask(Task):
         claim = self._claim(jid, int(dispatch))
         if claim is None:
             return
-        log.info("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
+        # Debug: Celery already logs each task's receipt and success, task id = job id + dispatch.
+        log.debug("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
         started = time.monotonic()
         ctx = JobContext(
             job_id=jid,
@@ -87,7 +88,7 @@ class JobTask(Task):
             self._fail(jid, claim, exc, retryable=True)
         else:
             self._record(jid, lambda s: service.mark_succeeded(s, jid, result))
-            log.info("Job %s succeeded in %.0f ms.", jid, (time.monotonic() - started) * 1000)
+            log.debug("Job %s succeeded in %.0f ms.", jid, (time.monotonic() - started) * 1000)
 
     def _parse(self, job_id: Any, dispatch: Any) -> uuid.UUID:
         try:
