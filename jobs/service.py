@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from jobs.broker import QUEUES
@@ -207,14 +207,19 @@ _SUCCEED = (
 
 
 def mark_started(
-    session: Session, job_id: uuid.UUID, dispatch: int, worker: str, delivery_limit: int, lease: timedelta
+    db: Session | Connection,
+    job_id: uuid.UUID,
+    dispatch: int,
+    worker: str,
+    delivery_limit: int,
+    lease: timedelta,
 ) -> Claim | None:
-    """Claim the job for this delivery; None when the message is stale or the job is over.
+    """Claim the job for this delivery in one statement (``_CLAIM``, atomic on its own); None
+    when it matched nothing, and ``settle_claim`` then decides.
 
     A job still ``running`` is claimed again: its worker died. Deliveries of one attempt are
-    counted, and past ``delivery_limit`` the job is marked dead instead of run (the caller
-    dead-letters it); a retry or a requeue starts the count again. The common case is one Core
-    statement (``_CLAIM``).
+    counted, and past ``delivery_limit`` the job is not claimed; a retry or a requeue starts the
+    count again.
     """
     now = utcnow()
     parameters = {
@@ -225,16 +230,22 @@ def mark_started(
         "p_worker": worker,
         "p_lease": now + lease,
     }
-    claimed = session.execute(_CLAIM, parameters).one_or_none()
-    if claimed is not None:
-        return Claim.of(claimed)
-    refused = _refuse_claim(session, job_id, dispatch, delivery_limit)
-    return Claim.of(refused) if refused is not None else None
+    claimed = db.execute(_CLAIM, parameters).one_or_none()
+    return Claim.of(claimed) if claimed is not None else None
 
 
-def _refuse_claim(session: Session, job_id: uuid.UUID, dispatch: int, delivery_limit: int) -> Job | None:
-    """Why the one-statement claim matched nothing: a stale message, a finished or cancelled
-    job, or one past its delivery limit (returned dead)."""
+def settle_claim(
+    session: Session,
+    job_id: uuid.UUID,
+    dispatch: int,
+    worker: str,
+    delivery_limit: int,
+    lease: timedelta,
+) -> Claim | None:
+    """After ``mark_started`` matched nothing, decide with the row locked: a stale message or a
+    finished job (None), a cancelled job (marked cancelled, None), one past its delivery limit
+    (marked dead and returned, for the caller to dead-letter), or, if it changed meanwhile,
+    claimed after all."""
     job = get(session, job_id, for_update=True)
     if job.dispatch != dispatch or job.state not in CLAIMABLE:
         log.info("Skipping job %s: dispatch %d is stale or the job is %s.", job_id, dispatch, job.state)
@@ -242,10 +253,12 @@ def _refuse_claim(session: Session, job_id: uuid.UUID, dispatch: int, delivery_l
     if job.cancel_requested:
         _finish(job, JobState.CANCELLED)
         return None
+    if job.deliveries < delivery_limit:
+        return mark_started(session, job_id, dispatch, worker, delivery_limit, lease)
     job.deliveries += 1
     died = job.deliveries - 1
     mark_dead(job, "WorkerLostError", f"The job's worker died {died} times while running it.")
-    return job
+    return Claim.of(job)
 
 
 def lost_jobs(session: Session, limit: int = 100) -> list[Job]:
@@ -285,9 +298,9 @@ def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
     return JobState.RETRYING
 
 
-def mark_succeeded(session: Session, job_id: uuid.UUID, result: Any) -> None:
+def mark_succeeded(db: Session | Connection, job_id: uuid.UUID, result: Any) -> None:
     """One Core statement (``_SUCCEED``): the hot path of every job."""
-    session.execute(_SUCCEED, {"p_id": job_id, "p_result": result, "p_now": utcnow()})
+    db.execute(_SUCCEED, {"p_id": job_id, "p_result": result, "p_now": utcnow()})
 
 
 def mark_cancelled(session: Session, job: Job) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,8 +38,23 @@ class Runtime:
         self.settings = settings
 
     @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings, for_worker=True)
+
+    @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return make_sessionmaker(make_engine(self.settings, for_worker=True))
+        return make_sessionmaker(self.engine)
+
+    @cached_property
+    def autocommit(self) -> Engine:
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def statement(self) -> AbstractContextManager[Connection]:
+        """A connection for one statement that is a transaction by itself. On PostgreSQL it runs
+        in autocommit, which spares the BEGIN and COMMIT round trips on every job's two writes."""
+        if self.engine.dialect.name == "postgresql":
+            return self.autocommit.connect()
+        return self.engine.begin()
 
 
 class JobTask(Task):
@@ -87,7 +103,7 @@ class JobTask(Task):
             log.error("Job %s raised an unexpected error.", jid, exc_info=True)
             self._fail(jid, claim, exc, retryable=True)
         else:
-            self._record(jid, lambda s: service.mark_succeeded(s, jid, result))
+            self._record_success(jid, result)
             log.debug("Job %s succeeded in %.0f ms.", jid, (time.monotonic() - started) * 1000)
 
     def _parse(self, job_id: Any, dispatch: Any) -> uuid.UUID:
@@ -103,13 +119,18 @@ class JobTask(Task):
         lease = timedelta(seconds=settings.task_time_limit_s + LEASE_GRACE_S)
         worker = self.request.hostname or "?"
         try:
-            with self.runtime.sessions.begin() as session:
+            with self.runtime.statement() as connection:
                 claim = service.mark_started(
-                    session, job_id, dispatch, worker, settings.delivery_limit, lease
+                    connection, job_id, dispatch, worker, settings.delivery_limit, lease
                 )
-                if claim is None:
-                    self._dead_letter_again_if_lost(session, job_id, dispatch)
-                    return None
+            if claim is None:
+                with self.runtime.sessions.begin() as session:
+                    claim = service.settle_claim(
+                        session, job_id, dispatch, worker, settings.delivery_limit, lease
+                    )
+                    if claim is None:
+                        self._dead_letter_again_if_lost(session, job_id, dispatch)
+                        return None
         except service.JobNotFoundError as exc:
             raise DeadLettered(failure_info("job_not_found", exc, job_id=job_id)) from None
         except SQLAlchemyError as exc:
@@ -141,6 +162,13 @@ class JobTask(Task):
     def _report(self, job_id: uuid.UUID, percent: int, message: str | None) -> bool:
         with self.runtime.sessions.begin() as session:
             return service.report_progress(session, job_id, percent, message)
+
+    def _record_success(self, job_id: uuid.UUID, result: Any) -> None:
+        try:
+            with self.runtime.statement() as connection:
+                service.mark_succeeded(connection, job_id, result)
+        except SQLAlchemyError as exc:
+            self._requeue_while_database_is_down(job_id, exc)
 
     def _record(self, job_id: uuid.UUID, change: Any) -> None:
         try:
