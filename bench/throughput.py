@@ -39,7 +39,6 @@ from bench.raw_app import NOOP_TASK, RAW_QUEUE, make_raw_app, raw_queue, read_ti
 from bench.report import BrokerResults, Result, percentile, print_table, print_verdict  # noqa: E402
 from jobs import service  # noqa: E402
 from jobs.models import FINISHED_STATES, Job, JobState  # noqa: E402
-from jobs.outbox import Publisher, publish_due  # noqa: E402
 from tests.support import Backend, stop_process  # noqa: E402
 
 BROKER_URLS = {"rabbitmq": "amqp://guest:guest@127.0.0.1:5672//", "redis": "redis://127.0.0.1:6379/13"}
@@ -186,27 +185,18 @@ def run_conveyor(backend: Backend, args: argparse.Namespace, results: BrokerResu
 def run_direct(
     backend: Backend, args: argparse.Namespace, worker: subprocess.Popen[bytes], labels: dict[int, str]
 ) -> Result:
-    """The worker's share alone: one transaction writes every job, then the outbox is published."""
+    """The worker's share alone: one transaction writes every job, and the relay publishes them."""
     run_id = f"bench-direct-{uuid.uuid4().hex}"
-    publisher = Publisher(backend.settings)
-    try:
-        with CpuMeter(labels) as cpu:
-            started = time.time()
-            with backend.sessions.begin() as session:
-                for n in range(args.jobs):
-                    submission = service.Submission(type="echo", payload={"n": n}, correlation_id=run_id)
-                    service.submit(session, backend.settings, submission)
-            try:
-                while publish_due(backend.sessions, publisher, limit=500):
-                    pass
-            except Exception as exc:  # what is left stays in the outbox for the relay, as in production
-                print(f"  Publishing in-process failed ({type(exc).__name__}: {exc}); the relay takes over.")
-            published = time.time()
-            done = poll(lambda: finished_jobs(backend, run_id), args.jobs, args.timeout, worker, "jobs")
-        print(format_usage(cpu.seconds_by_label(), time.time() - started, args.jobs))
-    finally:
-        publisher.close()
-    submissions = Submissions(started, published, accepted=args.jobs, failed=0)
+    with CpuMeter(labels) as cpu:
+        started = time.time()
+        with backend.sessions.begin() as session:
+            for n in range(args.jobs):
+                submission = service.Submission(type="echo", payload={"n": n}, correlation_id=run_id)
+                service.submit(session, backend.settings, submission)
+        written = time.time()
+        done = poll(lambda: finished_jobs(backend, run_id), args.jobs, args.timeout, worker, "jobs")
+    print(format_usage(cpu.seconds_by_label(), time.time() - started, args.jobs))
+    submissions = Submissions(started, written, accepted=args.jobs, failed=0)
     return conveyor_result(backend, run_id, submissions, done, args.jobs)
 
 

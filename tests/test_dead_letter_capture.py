@@ -41,7 +41,7 @@ INDEXER_RETRY_S = 0.5
 
 
 def submit(backend: Backend, job_type: str, payload: dict[str, Any], **extra: Any) -> str:
-    """Row first, commit, then the fast-path publish, as the API does."""
+    """Row first, commit, then publish, as the relay would."""
     with backend.sessions.begin() as session:
         job = service.submit(session, backend.settings, service.Submission(job_type, payload, **extra))
     publish_due(backend.sessions, Publisher(backend.settings), job_ids=[job.id])
