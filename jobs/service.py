@@ -206,14 +206,18 @@ _SUCCEED = (
 )
 
 
-def mark_started(
-    db: Session | Connection,
-    job_id: uuid.UUID,
-    dispatch: int,
-    worker: str,
-    delivery_limit: int,
-    lease: timedelta,
-) -> Claim | None:
+@dataclass(frozen=True)
+class Delivery:
+    """A worker's copy of a job's message, and the terms on which it may claim the job."""
+
+    job_id: uuid.UUID
+    dispatch: int
+    worker: str
+    delivery_limit: int
+    lease: timedelta
+
+
+def mark_started(db: Session | Connection, delivery: Delivery) -> Claim | None:
     """Claim the job for this delivery in one statement (``_CLAIM``, atomic on its own); None
     when it matched nothing, and ``settle_claim`` then decides.
 
@@ -223,38 +227,33 @@ def mark_started(
     """
     now = utcnow()
     parameters = {
-        "p_id": job_id,
-        "p_dispatch": dispatch,
-        "p_delivery_limit": delivery_limit,
+        "p_id": delivery.job_id,
+        "p_dispatch": delivery.dispatch,
+        "p_delivery_limit": delivery.delivery_limit,
         "p_now": now,
-        "p_worker": worker,
-        "p_lease": now + lease,
+        "p_worker": delivery.worker,
+        "p_lease": now + delivery.lease,
     }
     claimed = db.execute(_CLAIM, parameters).one_or_none()
     return Claim.of(claimed) if claimed is not None else None
 
 
-def settle_claim(
-    session: Session,
-    job_id: uuid.UUID,
-    dispatch: int,
-    worker: str,
-    delivery_limit: int,
-    lease: timedelta,
-) -> Claim | None:
+def settle_claim(session: Session, delivery: Delivery) -> Claim | None:
     """After ``mark_started`` matched nothing, decide with the row locked: a stale message or a
     finished job (None), a cancelled job (marked cancelled, None), one past its delivery limit
     (marked dead and returned, for the caller to dead-letter), or, if it changed meanwhile,
     claimed after all."""
-    job = get(session, job_id, for_update=True)
-    if job.dispatch != dispatch or job.state not in CLAIMABLE:
-        log.info("Skipping job %s: dispatch %d is stale or the job is %s.", job_id, dispatch, job.state)
+    job = get(session, delivery.job_id, for_update=True)
+    if job.dispatch != delivery.dispatch or job.state not in CLAIMABLE:
+        log.info(
+            "Skipping job %s: dispatch %d is stale or the job is %s.", job.id, delivery.dispatch, job.state
+        )
         return None
     if job.cancel_requested:
         _finish(job, JobState.CANCELLED)
         return None
-    if job.deliveries < delivery_limit:
-        return mark_started(session, job_id, dispatch, worker, delivery_limit, lease)
+    if job.deliveries < delivery.delivery_limit:
+        return mark_started(session, delivery)
     job.deliveries += 1
     died = job.deliveries - 1
     mark_dead(job, "WorkerLostError", f"The job's worker died {died} times while running it.")

@@ -118,16 +118,13 @@ class JobTask(Task):
         settings = self.runtime.settings
         lease = timedelta(seconds=settings.task_time_limit_s + LEASE_GRACE_S)
         worker = self.request.hostname or "?"
+        delivery = service.Delivery(job_id, dispatch, worker, settings.delivery_limit, lease)
         try:
             with self.runtime.statement() as connection:
-                claim = service.mark_started(
-                    connection, job_id, dispatch, worker, settings.delivery_limit, lease
-                )
+                claim = service.mark_started(connection, delivery)
             if claim is None:
                 with self.runtime.sessions.begin() as session:
-                    claim = service.settle_claim(
-                        session, job_id, dispatch, worker, settings.delivery_limit, lease
-                    )
+                    claim = service.settle_claim(session, delivery)
                     if claim is None:
                         self._dead_letter_again_if_lost(session, job_id, dispatch)
                         return None
