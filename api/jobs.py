@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Response
@@ -18,8 +17,6 @@ from api.runtime import runtime
 from api.schemas import JobCreate, JobOut, JobPage, JobQuery
 from jobs import dead_letters, service
 from jobs.models import Job
-
-log = logging.getLogger(__name__)
 
 JOB_OUT = JobOut()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
@@ -13,8 +12,6 @@ from jobs import tokens
 from jobs.db import make_engine, make_sessionmaker
 from jobs.models import ApiToken
 from jobs.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class ApiRuntime:

@@ -37,6 +37,7 @@ from jobs.types import JOB_TYPES
 log = logging.getLogger(__name__)
 
 RECOVERY_INTERVAL_S = 10.0
+BATCH_SIZE = 500
 # Under load, passes closer together than this publish a handful of rows each and cost a
 # transaction and a confirm wait apiece; a job submitted to an idle relay is not delayed by it.
 MIN_PASS_GAP_S = 0.05
@@ -156,7 +157,7 @@ def publish_due(
     publisher: Publisher,
     *,
     job_ids: Iterable[uuid.UUID] | None = None,
-    limit: int = 500,
+    limit: int = BATCH_SIZE,
 ) -> int:
     """Claim due outbox rows, publish them, and commit; returns how many were published.
 
@@ -266,7 +267,6 @@ def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threadi
     publisher = Publisher(settings)
     wakeup = Wakeup(sessions.kw["bind"], stop)
     interval = settings.relay_interval_ms / 1000
-    limit = 500
     failing = False
     next_recovery = 0.0
     log.info(
@@ -278,7 +278,7 @@ def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threadi
                 sweep(settings, sessions)
                 next_recovery = time.monotonic() + RECOVERY_INTERVAL_S
             passed = time.monotonic()
-            published = publish_due(sessions, publisher, limit=limit)
+            published = publish_due(sessions, publisher)
         except Exception as exc:
             if not failing:
                 log.warning("Outbox relay cannot publish yet (%s); will keep trying.", exc)
@@ -290,7 +290,7 @@ def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threadi
             failing = False
         if published:
             log.debug("Outbox relay published %d messages.", published)
-        if published < limit:
+        if published < BATCH_SIZE:
             wakeup.wait(interval, passed)
     wakeup.close()
     publisher.close()

@@ -103,7 +103,7 @@ class JobTask(Task):
             log.error("Job %s raised an unexpected error.", jid, exc_info=True)
             self._fail(jid, claim, exc, retryable=True)
         else:
-            self._record_success(jid, result)
+            self._record(jid, lambda db: service.mark_succeeded(db, jid, result), self.runtime.statement)
             log.debug("Job %s succeeded in %.0f ms.", jid, (time.monotonic() - started) * 1000)
 
     def _parse(self, job_id: Any, dispatch: Any) -> uuid.UUID:
@@ -160,17 +160,12 @@ class JobTask(Task):
         with self.runtime.sessions.begin() as session:
             return service.report_progress(session, job_id, percent, message)
 
-    def _record_success(self, job_id: uuid.UUID, result: Any) -> None:
+    def _record(self, job_id: uuid.UUID, change: Any, scope: Any = None) -> None:
+        """Run ``change`` in ``scope`` (a session transaction unless given); with the database
+        down, requeue the message."""
         try:
-            with self.runtime.statement() as connection:
-                service.mark_succeeded(connection, job_id, result)
-        except SQLAlchemyError as exc:
-            self._requeue_while_database_is_down(job_id, exc)
-
-    def _record(self, job_id: uuid.UUID, change: Any) -> None:
-        try:
-            with self.runtime.sessions.begin() as session:
-                change(session)
+            with (scope or self.runtime.sessions.begin)() as db:
+                change(db)
         except SQLAlchemyError as exc:
             self._requeue_while_database_is_down(job_id, exc)
 
