@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 from flask import Flask, Response, jsonify, request
 from flask_smorest import abort as smorest_abort
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def error_response(status: int, message: str, errors: Any = None) -> Response:
 def register(app: Flask) -> None:
     app.before_request(_require_json_body)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -73,6 +75,16 @@ def _describe(status: int, errors: Any) -> str | None:
     if status == 422 and errors:
         return "The request is not valid; see errors for each field."
     return None
+
+
+def _database_error(exc: DBAPIError) -> Response:
+    """A database that cannot be reached is the client's cue to retry, not a server bug."""
+    if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+        return _unexpected_error(exc)
+    log.warning("Database unavailable serving %s %s: %s", request.method, request.path, exc.orig)
+    response = error_response(503, "The database is unavailable; retry shortly.")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def _unexpected_error(exc: Exception) -> Response:

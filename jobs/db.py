@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.settings import Settings
 
 
 def make_engine(settings: Settings, *, for_worker: bool = False) -> Engine:
-    """``for_worker``: PostgreSQL acknowledges commits before their WAL is flushed, and pooled
-    connections are not pinged first. Both suit only a writer whose every change is recovered if
-    lost and whose failed transaction requeues its message: the workers (see README).
+    """``for_worker``: PostgreSQL acknowledges commits before their WAL is flushed, which suits
+    only a writer whose every change is recovered if lost: the workers (see README).
+
+    The pool keeps up to 10 connections, more than the API's 8 request threads, so a busy API
+    does not open and close a connection per request.
     """
     url = settings.database_url
     if url.startswith("sqlite"):
@@ -25,9 +29,24 @@ def make_engine(settings: Settings, *, for_worker: bool = False) -> Engine:
         event.listen(engine, "begin", _begin_immediate)
         return engine
     connect_args = {"options": "-c synchronous_commit=off"} if for_worker else {}
-    return create_engine(
-        url, pool_pre_ping=not for_worker, pool_size=5, max_overflow=10, connect_args=connect_args
-    )
+    engine = create_engine(url, pool_size=10, max_overflow=10, connect_args=connect_args)
+    event.listen(engine, "checkout", _discard_if_closed_by_server)
+    return engine
+
+
+def _discard_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """What ``pool_pre_ping`` guards against, without its round trip on every checkout.
+
+    A pooled PostgreSQL connection has nothing to read unless the server ended it (a restart,
+    ``pg_terminate_backend``): it then sent its last words or closed the socket. SQLAlchemy
+    replaces a connection that fails this check with a fresh one.
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("The database connection is closed.")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        raise DisconnectionError("The database closed this pooled connection.")
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 from flask import Flask
@@ -23,7 +24,8 @@ from jobs import idempotency, tokens
 from jobs.models import Job
 from jobs.settings import load_settings
 from jobs.types import JOB_TYPES
-from tests.support import Backend, auth
+from tests.conftest import require_services
+from tests.support import PG_ADMIN_URL, Backend, auth, fresh_postgres_database
 
 FAR_FUTURE = (datetime.now(UTC) + timedelta(days=365)).isoformat()
 
@@ -359,6 +361,43 @@ def test_not_ready_when_the_broker_is_unreachable(embedded: Backend, broker_url:
     message = assert_error(response, 503)["message"]
     assert "broker" in message
     assert "migrations" not in message
+
+
+def test_a_request_while_the_database_is_unreachable_is_unavailable(embedded: Backend) -> None:
+    unreachable = "postgresql://postgres@127.0.0.1:1/test"
+    settings = load_settings({**embedded.env, "CONVEYOR_DATABASE_URL": unreachable})
+
+    response = post_job(create_app(settings).test_client(), "any-token", echo_job())
+
+    assert "database is unavailable" in assert_error(response, 503)["message"]
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_submissions_still_succeed_after_the_database_ended_the_pooled_connections(
+    tmp_path: Path,
+) -> None:
+    require_services("rabbitmq")
+    database = fresh_postgres_database(f"conveyor_test_api_reconnect_{uuid.uuid4().hex[:8]}")
+    backend = Backend.create("embedded", tmp_path, {"CONVEYOR_DATABASE_URL": database})
+    try:
+        client = create_app(backend.settings).test_client()
+        token = backend.token("jobs:write")
+        body = echo_job()
+        assert post_job(client, token, body).status_code == 202
+        name = database.rsplit("/", 1)[-1]
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            ).fetchone()
+        assert ended is not None and ended[0] > 0
+
+        response = post_job(client, token, body)
+
+        assert response.status_code == 202, response.get_json()
+        assert jobs_with_correlation(backend, body["correlation_id"]) == 2
+    finally:
+        backend.stop()
 
 
 # Cancel and retry
