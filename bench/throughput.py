@@ -59,7 +59,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for a phase to drain")
     parser.add_argument("--rabbitmq-url", default=BROKER_URLS["rabbitmq"], help="a dedicated vhost is safer")
     parser.add_argument("--redis-url", default=BROKER_URLS["redis"], help="a database only the bench uses")
-    parser.add_argument("--profile", type=Path, help="write py-spy raw profiles of API and worker here")
+    parser.add_argument(
+        "--profile", type=Path, help="write py-spy raw profiles of API, worker and relay here"
+    )
     args = parser.parse_args()
     args.brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
     unknown = set(args.brokers) - set(BROKER_URLS)
@@ -168,6 +170,7 @@ def run_conveyor(backend: Backend, args: argparse.Namespace, results: BrokerResu
         CpuMeter(labels) as cpu,
         profiling(args.profile, f"{backend.name}-api", api.pid) as stop_api_profile,
         profiling(args.profile, f"{backend.name}-worker", worker.pid),
+        profiling(args.profile, f"{backend.name}-relay", relay.pid),
     ):
         submissions = submit_echo_jobs(
             base_url, token, args.jobs, args.client_procs, args.client_threads, run_id

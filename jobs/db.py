@@ -35,18 +35,20 @@ def make_engine(settings: Settings, *, for_worker: bool = False) -> Engine:
 
 
 def _discard_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """What ``pool_pre_ping`` guards against, without its round trip on every checkout.
+    """What ``pool_pre_ping`` guards against, without its round trip on every checkout:
+    SQLAlchemy replaces a connection that fails this check with a fresh one."""
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError("The database closed this pooled connection.")
 
-    A pooled PostgreSQL connection has nothing to read unless the server ended it (a restart,
-    ``pg_terminate_backend``): it then sent its last words or closed the socket. SQLAlchemy
-    replaces a connection that fails this check with a fresh one.
-    """
+
+def closed_by_server(dbapi_connection: Any) -> bool:
+    """An idle PostgreSQL connection has nothing to read unless the server ended it (a restart,
+    ``pg_terminate_backend``): it then sent its last words or closed the socket."""
     if dbapi_connection.closed:
-        raise DisconnectionError("The database connection is closed.")
+        return True
     poller = select.poll()
     poller.register(dbapi_connection.fileno(), select.POLLIN)
-    if poller.poll(0):
-        raise DisconnectionError("The database closed this pooled connection.")
+    return bool(poller.poll(0))
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

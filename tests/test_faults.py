@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -19,7 +20,7 @@ from api import create_app
 from jobs.models import OutboxMessage
 from jobs.settings import load_settings
 from tests.conftest import require_services
-from tests.support import Backend, auth, child_pids, wait_until
+from tests.support import PG_ADMIN_URL, Backend, auth, child_pids, wait_until
 from tests.tcp_proxy import TcpProxy
 from tests.test_lifecycle import submit
 
@@ -93,6 +94,30 @@ def test_job_runs_again_and_succeeds_once_when_its_worker_process_is_killed(dedi
     assert job.state == "succeeded"
     assert job.result == {"slept_ms": 3000}
     assert job.attempts == 2
+
+
+@pytest.mark.parametrize("dedicated", ["rabbitmq", "redis"], indirect=True)
+def test_workers_reconnect_without_requeueing_after_the_database_ended_their_connections(
+    dedicated: Backend,
+) -> None:
+    dedicated.start_worker()
+    dedicated.start_relay()
+    client = create_app(dedicated.settings).test_client()
+    token = dedicated.token("jobs:write", "jobs:read")
+    first = submit(client, token, "echo", {"n": 1})
+    dedicated.wait_for_job(first, "succeeded", timeout=90)
+    name = dedicated.settings.database_url.rsplit("/", 1)[-1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+
+    jobs = [submit(client, token, "echo", {"n": n}) for n in range(4)]
+
+    for job_id in jobs:
+        assert dedicated.wait_for_job(job_id, "succeeded", "failed", timeout=60).state == "succeeded"
+    logs = "".join(path.read_text() for path in dedicated.settings.data_dir.glob("*.log"))
+    assert "Database unavailable" not in logs
 
 
 def through_proxy(backend: Backend, proxy: TcpProxy) -> Backend:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, NoReturn
@@ -17,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import service
-from jobs.db import make_engine, make_sessionmaker
+from jobs.db import closed_by_server, make_engine, make_sessionmaker
 from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
 from tasks import Handler
@@ -36,6 +37,7 @@ class Runtime:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._connection: Connection | None = None
 
     @cached_property
     def engine(self) -> Engine:
@@ -49,12 +51,33 @@ class Runtime:
     def autocommit(self) -> Engine:
         return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    def statement(self) -> AbstractContextManager[Connection]:
-        """A connection for one statement that is a transaction by itself. On PostgreSQL it runs
-        in autocommit, which spares the BEGIN and COMMIT round trips on every job's two writes."""
-        if self.engine.dialect.name == "postgresql":
-            return self.autocommit.connect()
-        return self.engine.begin()
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """A connection for one statement that is a transaction by itself.
+
+        On PostgreSQL it is the process's own autocommit connection, kept open between jobs:
+        that spares each of a job's two writes a pool checkout and the BEGIN and COMMIT round
+        trips. It is replaced after an error or once the server has closed it.
+        """
+        if self.engine.dialect.name != "postgresql":
+            with self.engine.begin() as transaction:
+                yield transaction
+            return
+        connection = self._connection
+        if connection is None or closed_by_server(connection.connection.driver_connection):
+            self._close_connection()
+            connection = self._connection = self.autocommit.connect()
+        try:
+            yield connection
+        except BaseException:
+            self._close_connection()
+            raise
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with suppress(SQLAlchemyError):
+                self._connection.close()
+            self._connection = None
 
 
 class JobTask(Task):
