@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.utils.nodenames import anon_nodename
 from kombu import Producer
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,6 +62,7 @@ class Publisher:
         self.unconfirmed: set[int] = set()
         self.refused = 0
         self.declared: set[str] = set()
+        self.origin = anon_nodename()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -77,6 +79,8 @@ class Publisher:
             JOB_TYPES[job_type].task_name,
             args=[str(job_id), dispatch],
             argsrepr=f"('{job_id}', {dispatch})",
+            kwargsrepr="{}",
+            origin=self.origin,
             task_id=f"{job_id}.{dispatch}",
             queue=queue,
             priority=priority,
