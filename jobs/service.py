@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, select, tup
 from sqlalchemy.orm import Session
 
 from jobs.broker import QUEUES
+from jobs.db import is_postgresql
 from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
 from jobs.settings import Settings
 from jobs.types import JOB_TYPES
@@ -77,10 +78,25 @@ def _payload_schema(job_type: str) -> Schema:
     return JOB_TYPES[job_type].schema()
 
 
+# A submission's two rows, built once. On PostgreSQL one statement writes both (the job insert
+# is a CTE the outbox insert reads), which spares a round trip per submission; SQLite runs two.
+_JOB_VALUES: dict[str, Any] = {
+    column.name: bindparam(f"p_{column.name}") for column in JOBS.c if column.name != "result"
+}
+_INSERT_JOB = insert(JOBS).values(_JOB_VALUES)
+_NEW_JOB = _INSERT_JOB.returning(JOBS.c.id, JOBS.c.dispatch, JOBS.c.queued_at).cte("new_job")
+_INSERT_JOB_AND_OUTBOX = insert(OUTBOX).from_select(
+    ["job_id", "dispatch", "available_at"], select(_NEW_JOB.c.id, _NEW_JOB.c.dispatch, _NEW_JOB.c.queued_at)
+)
+_INSERT_OUTBOX = insert(OUTBOX).values(
+    job_id=bindparam("p_id"), dispatch=bindparam("p_dispatch"), available_at=bindparam("p_queued_at")
+)
+
+
 def submit(session: Session, settings: Settings, submission: Submission) -> Job:
     """Record a queued job and its outbox message; the relay publishes it after commit.
 
-    Two Core inserts rather than the ORM's unit of work, which cost more than all the rest of a
+    Core inserts rather than the ORM's unit of work, which cost more than all the rest of a
     submission; the job returned is not attached to the session.
     """
     payload = validate_payload(submission.type, submission.payload)
@@ -88,28 +104,32 @@ def submit(session: Session, settings: Settings, submission: Submission) -> Job:
     if queue not in QUEUES:
         raise InvalidJobError({"queue": [f"Unknown queue {queue!r}; one of {', '.join(QUEUES)}."]})
     now = utcnow()
-    values = {
-        "id": uuid.uuid4(),
-        "type": submission.type,
-        "queue": queue,
-        "priority": submission.priority,
-        "payload": payload,
-        "state": JobState.QUEUED,
-        "attempts": 0,
-        "max_attempts": submission.max_attempts or settings.default_max_attempts,
-        "dispatch": 1,
-        "deliveries": 0,
-        "cancel_requested": False,
-        "progress": 0,
-        "run_at": submission.run_at,
-        "correlation_id": submission.correlation_id,
-        "causation_id": submission.causation_id,
-        "created_at": now,
-        "queued_at": submission.run_at or now,
-    }
-    session.execute(insert(JOBS), values)
-    outbox = {"job_id": values["id"], "dispatch": 1, "available_at": values["queued_at"]}
-    session.execute(insert(OUTBOX), outbox)
+    values: dict[str, Any] = dict.fromkeys(_JOB_VALUES)
+    values.update(
+        id=uuid.uuid4(),
+        type=submission.type,
+        queue=queue,
+        priority=submission.priority,
+        payload=payload,
+        state=JobState.QUEUED,
+        attempts=0,
+        max_attempts=submission.max_attempts or settings.default_max_attempts,
+        dispatch=1,
+        deliveries=0,
+        cancel_requested=False,
+        progress=0,
+        run_at=submission.run_at,
+        correlation_id=submission.correlation_id,
+        causation_id=submission.causation_id,
+        created_at=now,
+        queued_at=submission.run_at or now,
+    )
+    parameters = {f"p_{name}": value for name, value in values.items()}
+    if is_postgresql(session):
+        session.execute(_INSERT_JOB_AND_OUTBOX, parameters)
+    else:
+        session.execute(_INSERT_JOB, parameters)
+        session.execute(_INSERT_OUTBOX, parameters)
     return Job(**values)
 
 
