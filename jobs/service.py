@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from jobs.broker import QUEUES
@@ -195,7 +195,8 @@ _CLAIM = (
     .where(
         JOBS.c.id == bindparam("p_id"),
         JOBS.c.dispatch == bindparam("p_dispatch"),
-        JOBS.c.state.in_(CLAIMABLE),
+        # Not ``in_``: its expanding parameter re-renders the SQL on every execution.
+        or_(*(JOBS.c.state == state for state in sorted(CLAIMABLE))),
         JOBS.c.cancel_requested.is_(False),
         JOBS.c.deliveries < bindparam("p_delivery_limit"),
     )
