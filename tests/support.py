@@ -68,6 +68,17 @@ def fresh_postgres_database(name: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
+def end_connections(database_url: str) -> int:
+    """End every session on the database, as a restart would; waits until each has gone."""
+    name = database_url.rsplit("/", 1)[-1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def private_vhost(suffix: str) -> str:
     """A RabbitMQ vhost of this backend's own, so concurrent test runs never share queues."""
     vhost = f"conveyor_test_{suffix}"

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 from flask import Flask
@@ -25,7 +24,7 @@ from jobs.models import Job
 from jobs.settings import load_settings
 from jobs.types import JOB_TYPES
 from tests.conftest import require_services
-from tests.support import PG_ADMIN_URL, Backend, auth, fresh_postgres_database
+from tests.support import Backend, auth, end_connections, fresh_postgres_database
 
 FAR_FUTURE = (datetime.now(UTC) + timedelta(days=365)).isoformat()
 
@@ -384,13 +383,7 @@ def test_submissions_still_succeed_after_the_database_ended_the_pooled_connectio
         token = backend.token("jobs:write")
         body = echo_job()
         assert post_job(client, token, body).status_code == 202
-        name = database.rsplit("/", 1)[-1]
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            ended = admin.execute(
-                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = %s",
-                (name,),
-            ).fetchone()
-        assert ended is not None and ended[0] > 0
+        assert end_connections(database) > 0
 
         response = post_job(client, token, body)
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -20,7 +19,7 @@ from api import create_app
 from jobs.models import OutboxMessage
 from jobs.settings import load_settings
 from tests.conftest import require_services
-from tests.support import PG_ADMIN_URL, Backend, auth, child_pids, wait_until
+from tests.support import Backend, auth, child_pids, end_connections, wait_until
 from tests.tcp_proxy import TcpProxy
 from tests.test_lifecycle import submit
 
@@ -106,11 +105,7 @@ def test_workers_reconnect_without_requeueing_after_the_database_ended_their_con
     token = dedicated.token("jobs:write", "jobs:read")
     first = submit(client, token, "echo", {"n": 1})
     dedicated.wait_for_job(first, "succeeded", timeout=90)
-    name = dedicated.settings.database_url.rsplit("/", 1)[-1]
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
+    end_connections(dedicated.settings.database_url)
 
     jobs = [submit(client, token, "echo", {"n": n}) for n in range(4)]
 
