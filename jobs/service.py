@@ -80,6 +80,7 @@ def _payload_schema(job_type: str) -> Schema:
 
 # A submission's two rows, built once. On PostgreSQL one statement writes both (the job insert
 # is a CTE the outbox insert reads), which spares a round trip per submission; SQLite runs two.
+# ``result`` is left out: a None bound to a JSON column is stored as JSON null, not SQL NULL.
 _JOB_VALUES: dict[str, Any] = {
     column.name: bindparam(f"p_{column.name}") for column in JOBS.c if column.name != "result"
 }
