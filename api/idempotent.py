@@ -26,8 +26,10 @@ def respond(body: Any, status: int, headers: dict[str, str]) -> Response:
     return response
 
 
-def run_once(work: Callable[[Session], Outcome]) -> Response:
+def run_once(work: Callable[[Session], Outcome], *, single_statement: bool = False) -> Response:
     """Run ``work`` in one transaction, storing its outcome under the request's idempotency key.
+
+    ``single_statement``: ``work`` runs one statement, so without a key it needs no transaction.
 
     A replay gets the stored outcome with ``Idempotent-Replayed: true``; the same key with another
     body is a 422; the same key while the first request is still in flight is a 409.
@@ -35,7 +37,7 @@ def run_once(work: Callable[[Session], Outcome]) -> Response:
     rt = runtime()
     key = next((request.headers[h] for h in HEADERS if h in request.headers), None)
     if key is None:
-        with rt.sessions.begin() as session:
+        with (rt.single_statements if single_statement else rt.sessions).begin() as session:
             return respond(*work(session))
     if not 1 <= len(key) <= 255:
         abort(400, "Idempotency-Key must be 1 to 255 characters.")

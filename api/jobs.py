@@ -60,7 +60,7 @@ class Jobs(MethodView):
                 abort(422, "The job is not valid.", errors={"json": exc.errors})
             return JOB_OUT.dump(job.to_dict()), 202, {"Location": f"/v1/jobs/{job.id}"}
 
-        return run_once(submit)
+        return run_once(submit, single_statement=True)
 
 
 @blp.route("/<job_id>")

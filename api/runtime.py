@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import tokens
-from jobs.db import make_engine, make_sessionmaker
+from jobs.db import make_engine, make_sessionmaker, single_statement_engine
 from jobs.models import ApiToken
 from jobs.settings import Settings
 
@@ -19,7 +19,9 @@ class ApiRuntime:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.sessions: sessionmaker[Session] = make_sessionmaker(make_engine(settings))
+        engine = make_engine(settings)
+        self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
+        self.single_statements = make_sessionmaker(single_statement_engine(engine))
         self.tokens = TokenCache(self.sessions)
 
 
