@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Response, jsonify, request
-from sqlalchemy.orm import Session
 
 from api.auth import current_token
 from api.errors import abort
@@ -26,10 +25,11 @@ def respond(body: Any, status: int, headers: dict[str, str]) -> Response:
     return response
 
 
-def run_once(work: Callable[[Session], Outcome], *, single_statement: bool = False) -> Response:
+def run_once(work: Callable[[Any], Outcome], *, single_statement: bool = False) -> Response:
     """Run ``work`` in one transaction, storing its outcome under the request's idempotency key.
 
-    ``single_statement``: ``work`` runs one statement, so without a key it needs no transaction.
+    ``work`` gets a ``Session``, except with ``single_statement`` and no key: then it gets a
+    ``Connection`` (see ``single_statement_engine``), which spares the ORM session's upkeep.
 
     A replay gets the stored outcome with ``Idempotent-Replayed: true``; the same key with another
     body is a 422; the same key while the first request is still in flight is a 409.
@@ -37,8 +37,8 @@ def run_once(work: Callable[[Session], Outcome], *, single_statement: bool = Fal
     rt = runtime()
     key = next((request.headers[h] for h in HEADERS if h in request.headers), None)
     if key is None:
-        with (rt.single_statements if single_statement else rt.sessions).begin() as session:
-            return respond(*work(session))
+        with (rt.single_statements if single_statement else rt.sessions).begin() as db:
+            return respond(*work(db))
     if not 1 <= len(key) <= 255:
         abort(400, "Idempotency-Key must be 1 to 255 characters.")
     token_id = current_token().id

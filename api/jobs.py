@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, actor, require
@@ -53,9 +54,9 @@ class Jobs(MethodView):
     def post(self, body: dict[str, Any]) -> Response:
         """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe."""
 
-        def submit(session: Session) -> Outcome:
+        def submit(db: Session | Connection) -> Outcome:
             try:
-                job = service.submit(session, runtime().settings, service.Submission(**body))
+                job = service.submit(db, runtime().settings, service.Submission(**body))
             except service.InvalidJobError as exc:
                 abort(422, "The job is not valid.", errors={"json": exc.errors})
             return JOB_OUT.dump(job.to_dict()), 202, {"Location": f"/v1/jobs/{job.id}"}

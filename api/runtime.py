@@ -21,7 +21,7 @@ class ApiRuntime:
         self.settings = settings
         engine = make_engine(settings)
         self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
-        self.single_statements = make_sessionmaker(single_statement_engine(engine))
+        self.single_statements = single_statement_engine(engine)
         self.tokens = TokenCache(self.sessions)
 
 

@@ -94,7 +94,7 @@ _INSERT_OUTBOX = insert(OUTBOX).values(
 )
 
 
-def submit(session: Session, settings: Settings, submission: Submission) -> Job:
+def submit(db: Session | Connection, settings: Settings, submission: Submission) -> Job:
     """Record a queued job and its outbox message; the relay publishes it after commit.
 
     Core inserts rather than the ORM's unit of work, which cost more than all the rest of a
@@ -126,11 +126,11 @@ def submit(session: Session, settings: Settings, submission: Submission) -> Job:
         queued_at=submission.run_at or now,
     )
     parameters = {f"p_{name}": value for name, value in values.items()}
-    if is_postgresql(session):
-        session.execute(_INSERT_JOB_AND_OUTBOX, parameters)
+    if is_postgresql(db):
+        db.execute(_INSERT_JOB_AND_OUTBOX, parameters)
     else:
-        session.execute(_INSERT_JOB, parameters)
-        session.execute(_INSERT_OUTBOX, parameters)
+        db.execute(_INSERT_JOB, parameters)
+        db.execute(_INSERT_OUTBOX, parameters)
     return Job(**values)
 
 
