@@ -15,6 +15,7 @@ from jobs.settings import Settings
 QUEUES = ("default", "ocr", "imports", "maintenance")
 DEAD_LETTER_EXCHANGE = "conveyor.dead"
 FILESYSTEM_TRANSPORT = "jobs.filesystem_transport:Transport"
+REDIS_TRANSPORT = "jobs.redis_transport:Transport"
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -86,7 +87,12 @@ def ensure_broker_dirs(settings: Settings) -> None:
 
 
 def transport(settings: Settings) -> str | None:
-    return FILESYSTEM_TRANSPORT if settings.is_embedded_broker else None
+    """kombu picks the transport from the URL's scheme unless told; ours fix kombu's (see each)."""
+    if settings.is_embedded_broker:
+        return FILESYSTEM_TRANSPORT
+    if settings.broker_url.startswith(("redis", "rediss")):
+        return REDIS_TRANSPORT
+    return None
 
 
 def connection(settings: Settings) -> Connection:

@@ -1,0 +1,41 @@
+"""The Redis transport shares one client per channel and still acknowledges what it delivers."""
+
+from __future__ import annotations
+
+import uuid
+
+from kombu import Exchange, Producer, Queue
+
+from jobs.broker import connection
+from jobs.redis_transport import Channel
+from jobs.settings import load_settings
+from tests.conftest import require_services
+from tests.support import REDIS_URL
+
+
+def test_a_redis_channel_reuses_one_client_until_its_pool_is_replaced() -> None:
+    require_services("redis")
+    settings = load_settings({"CONVEYOR_BROKER_URL": REDIS_URL})
+    name = f"conveyor-test-{uuid.uuid4().hex}"
+    queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
+    with connection(settings) as conn:
+        channel = conn.channel()
+        assert isinstance(channel, Channel)
+        bound = queue(channel)
+        bound.declare()
+        try:
+            Producer(channel).publish({"n": 1}, exchange=queue.exchange, routing_key=name)
+            message = bound.get(no_ack=False)
+            assert message is not None and message.payload == {"n": 1}
+            with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+                assert first is second
+                assert first.hexists(channel.unacked_key, message.delivery_tag)
+            message.ack()
+            with channel.conn_or_acquire() as client:
+                assert not client.hexists(channel.unacked_key, message.delivery_tag)
+            channel._disconnect_pools()
+            with channel.conn_or_acquire() as replaced:
+                assert replaced is not first
+                assert replaced.ping()
+        finally:
+            bound.delete()
