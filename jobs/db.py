@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import select
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Json
+from sqlalchemy import Connection, CursorResult, Engine, Update, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError
@@ -89,3 +91,32 @@ def insert_unless_present(session: Session, model: type[Any], **values: Any) -> 
     """
     insert = pg_insert if is_postgresql(session) else sqlite_insert
     return insert(model).values(**values).on_conflict_do_nothing()
+
+
+class HotStatement:
+    """A Core statement that every job runs, run on PostgreSQL by psycopg itself.
+
+    SQLAlchemy's execution path (cache lookup, bind and result processing, its result object)
+    cost 40 % of the CPU of a job's claim and success; the statement is compiled once instead.
+    ``json`` names the parameters bound to JSON columns, which psycopg needs wrapped.
+    """
+
+    def __init__(self, statement: Update, *, json: tuple[str, ...] = ()):
+        self.statement = statement
+        self.json = json
+        self.compiled: tuple[str, dict[str, Any]] | None = None
+
+    def run(self, db: Session | Connection, parameters: dict[str, Any]) -> Any:
+        """The first row the statement returns, or None."""
+        if not isinstance(db, Connection) or db.dialect.name != "postgresql":
+            result = cast(CursorResult[Any], db.execute(self.statement, parameters))
+            return result.first() if result.returns_rows else None
+        if self.compiled is None:
+            compiled = self.statement.compile(dialect=db.dialect)
+            self.compiled = str(compiled), dict(compiled.params)
+        sql, defaults = self.compiled
+        values = {**defaults, **parameters, **{name: Json(parameters[name]) for name in self.json}}
+        driver = db.connection.driver_connection
+        with driver.cursor(row_factory=namedtuple_row) as cursor:  # type: ignore[union-attr]
+            cursor.execute(sql, values)
+            return cursor.fetchone() if cursor.description else None

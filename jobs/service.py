@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from jobs.broker import QUEUES
-from jobs.db import is_postgresql
+from jobs.db import HotStatement, is_postgresql
 from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
 from jobs.settings import Settings
 from jobs.types import JOB_TYPES
@@ -191,7 +191,7 @@ class Claim:
 
 # The two statements every job runs, built once: building them per call cost more CPU than
 # running them. Parameter names must not be column names, or SQLAlchemy adds them to the SET.
-_CLAIM = (
+_CLAIM = HotStatement(
     update(JOBS)
     .where(
         JOBS.c.id == bindparam("p_id"),
@@ -212,7 +212,7 @@ _CLAIM = (
     )
     .returning(*(JOBS.c[field.name] for field in fields(Claim)))
 )
-_SUCCEED = (
+_SUCCEED = HotStatement(
     update(JOBS)
     .where(JOBS.c.id == bindparam("p_id"), JOBS.c.state == JobState.RUNNING)
     .values(
@@ -224,7 +224,8 @@ _SUCCEED = (
         finished_at=bindparam("p_now"),
         next_retry_at=None,
         lease_expires_at=None,
-    )
+    ),
+    json=("p_result",),
 )
 
 
@@ -256,7 +257,7 @@ def mark_started(db: Session | Connection, delivery: Delivery) -> Claim | None:
         "p_worker": delivery.worker,
         "p_lease": now + delivery.lease,
     }
-    claimed = db.execute(_CLAIM, parameters).one_or_none()
+    claimed = _CLAIM.run(db, parameters)
     return Claim.of(claimed) if claimed is not None else None
 
 
@@ -321,7 +322,7 @@ def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
 
 def mark_succeeded(db: Session | Connection, job_id: uuid.UUID, result: Any) -> None:
     """One Core statement (``_SUCCEED``): the hot path of every job."""
-    db.execute(_SUCCEED, {"p_id": job_id, "p_result": result, "p_now": utcnow()})
+    _SUCCEED.run(db, {"p_id": job_id, "p_result": result, "p_now": utcnow()})
 
 
 def mark_cancelled(session: Session, job: Job) -> None:
