@@ -1,17 +1,19 @@
 """HTTP clients for the benchmark: several processes, each with a few keep-alive threads.
 
 Processes, not only threads: on a two-core machine one Python process cannot build and parse
-hundreds of requests a second while it competes with the server it measures. They use
-``http.client`` rather than ``requests``, which spends several times the CPU per request: the
-benchmark's own load should take as little as it can of the machine the server runs on.
+hundreds of requests a second while it competes with the server it measures. They write the
+request bytes to a socket and read the status and body back, rather than use ``requests`` or
+``http.client``, which spend several times the CPU per request: the benchmark's own load should
+take as little as it can of the machine the server runs on.
 """
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import json
 import multiprocessing
+import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -79,13 +81,18 @@ def _client_process(
     lock = threading.Lock()
 
     address = urlsplit(base_url)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    head = (
+        f"POST /v1/jobs HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
 
     def send() -> None:
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=REQUEST_TIMEOUT_S)
+        connection = KeepAlive(address.hostname or "127.0.0.1", address.port or 80)
         while (n := next(numbers)) < share:
-            body = {"type": "echo", "payload": {"n": n}, "correlation_id": correlation_id}
-            error = _post(connection, json.dumps(body), headers)
+            body = json.dumps(
+                {"type": "echo", "payload": {"n": n}, "correlation_id": correlation_id}
+            ).encode()
+            error = connection.post(head.format(length=len(body)).encode() + body)
             with lock:
                 outcome["finished"] = time.time()
                 outcome["failed" if error else "accepted"] += 1
@@ -101,15 +108,51 @@ def _client_process(
     results.put(outcome)
 
 
-def _post(connection: http.client.HTTPConnection, body: str, headers: dict[str, str]) -> str | None:
-    """None when the job was accepted, else a short description of what went wrong."""
-    try:
-        connection.request("POST", "/v1/jobs", body, headers)
-        response = connection.getresponse()
-        text = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        connection.close()  # the next request reconnects
-        return f"{type(exc).__name__}: {exc}"
-    if response.status != 202:
-        return f"HTTP {response.status}: {text[:200]!r}"
-    return None
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection that sends prepared requests and reads the answers."""
+
+    def __init__(self, host: str, port: int):
+        self.address = (host, port)
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def post(self, request: bytes) -> str | None:
+        """None when the job was accepted, else a short description of what went wrong."""
+        try:
+            if self.sock is None:
+                self.sock = socket.create_connection(self.address, timeout=REQUEST_TIMEOUT_S)
+                self.buffer = b""
+            self.sock.sendall(request)
+            status, headers, body = self._response()
+        except OSError as exc:
+            self.close()  # the next request reconnects
+            return f"{type(exc).__name__}: {exc}"
+        if b"connection: close" in headers.lower():
+            self.close()
+        return None if status == 202 else f"HTTP {status}: {body[:200]!r}"
+
+    def _response(self) -> tuple[int, bytes, bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            self._receive()
+        headers, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status = int(headers.split(b" ", 2)[1])
+        found = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", headers)
+        if found is None:
+            raise OSError("the response has no Content-Length")
+        length = int(found.group(1))
+        while len(self.buffer) < length:
+            self._receive()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status, headers, body
+
+    def _receive(self) -> None:
+        assert self.sock is not None
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise OSError("the server closed the connection")
+        self.buffer += chunk
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
