@@ -108,7 +108,7 @@ class HotStatement:
 
     def run(self, db: Session | Connection, parameters: dict[str, Any]) -> Any:
         """The first row the statement returns, or None."""
-        if not isinstance(db, Connection) or db.dialect.name != "postgresql":
+        if not isinstance(db, Connection) or not is_postgresql(db):
             result = cast(CursorResult[Any], db.execute(self.statement, parameters))
             return result.first() if result.returns_rows else None
         if self.compiled is None:

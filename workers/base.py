@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import service
-from jobs.db import closed_by_server, make_engine, make_sessionmaker
+from jobs.db import closed_by_server, make_engine, make_sessionmaker, single_statement_engine
 from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
 from tasks import Handler
@@ -49,7 +49,7 @@ class Runtime:
 
     @cached_property
     def autocommit(self) -> Engine:
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return single_statement_engine(self.engine)
 
     @contextmanager
     def statement(self) -> Iterator[Connection]:
