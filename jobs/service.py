@@ -136,7 +136,8 @@ def submit(db: Session | Connection, settings: Settings, submission: Submission)
 
 def _enqueue(session: Session, job: Job, available_at: datetime | None = None) -> None:
     job.queued_at = available_at or utcnow()
-    session.add(OutboxMessage(job_id=job.id, dispatch=job.dispatch, available_at=job.queued_at))
+    parameters = {"p_id": job.id, "p_dispatch": job.dispatch, "p_queued_at": job.queued_at}
+    session.execute(_INSERT_OUTBOX, parameters)  # flushes the job's changes first
 
 
 def is_unpublished(session: Session, job_id: uuid.UUID) -> bool:
