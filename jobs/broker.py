@@ -26,6 +26,11 @@ def is_rabbitmq(broker_url: str) -> bool:
     return broker_url.startswith(("amqp", "pyamqp"))
 
 
+def is_redis(broker_url: str) -> bool:
+    """``redis://`` and ``rediss://``; settings have already turned ``valkey://`` into these."""
+    return broker_url.startswith("redis")
+
+
 def work_queues(settings: Settings) -> list[Queue]:
     """Work queues; on RabbitMQ quorum queues that hand poison messages to ``<queue>.dead``."""
     if not is_rabbitmq(settings.broker_url):
@@ -73,7 +78,7 @@ def transport_options(settings: Settings, *, confirm_publish: bool = True) -> di
             "control_folder": str(settings.broker_dir / "control"),
             "polling_interval": 0.05,
         }
-    if settings.broker_url.startswith(("redis", "rediss")):
+    if is_redis(settings.broker_url):
         # kombu looks for unacknowledged messages past the timeout only every 10th interval
         # (about 100 s) unless told otherwise; look every interval (10 s).
         return {"visibility_timeout": settings.visibility_timeout_s, "unacked_restore_throttle": 1}
@@ -90,7 +95,7 @@ def transport(settings: Settings) -> str | None:
     """kombu picks the transport from the URL's scheme unless told; ours fix kombu's (see each)."""
     if settings.is_embedded_broker:
         return FILESYSTEM_TRANSPORT
-    if settings.broker_url.startswith(("redis", "rediss")):
+    if is_redis(settings.broker_url):
         return REDIS_TRANSPORT
     return None
 
