@@ -135,6 +135,15 @@ def assert_from_session_worker(letter: DeadLetter) -> None:
     assert letter.state == DeadLetterState.DEAD
 
 
+def assert_letter_of_job(letter: DeadLetter, job: Any, job_id: str, job_type: str, task_name: str) -> None:
+    """What a job's dead letter records: the job, its one attempt, the worker, the message as sent."""
+    assert (letter.type, letter.task_name, letter.queue) == (job_type, task_name, "default")
+    assert letter.attempts == job.attempts == 1
+    assert letter.worker and letter.worker.startswith("test-")
+    assert letter.message["headers"]["id"] == f"{job_id}.{job.dispatch}"
+    assert json.loads(decode_body(letter.message))[0] == [job_id, job.dispatch]
+
+
 def dedicated_overrides(name: str, **settings: str) -> dict[str, str]:
     if name == "redis":
         settings["CONVEYOR_BROKER_URL"] = REDIS_URL.rsplit("/", 1)[0] + f"/{DEDICATED_REDIS_DB}"
@@ -169,12 +178,8 @@ def test_job_past_its_hard_time_limit_is_dead_lettered_and_the_worker_keeps_serv
     job = backend.wait_for_job(job_id, "dead", timeout=30)
     assert (letter.reason, letter.error_type) == ("time_limit", "TimeLimitExceeded")
     assert letter.error == "The job ran past its hard time limit of 3 s."
-    assert (letter.type, letter.task_name, letter.queue) == ("sleep", "conveyor.diagnostics.sleep", "default")
-    assert letter.attempts == job.attempts == 1
-    assert letter.worker and letter.worker.startswith("test-")
+    assert_letter_of_job(letter, job, job_id, "sleep", "conveyor.diagnostics.sleep")
     assert_failed_between(letter, since)
-    assert letter.message["headers"]["id"] == f"{job_id}.{job.dispatch}"
-    assert json.loads(decode_body(letter.message))[0] == [job_id, job.dispatch]
     assert job.error_type == "TimeLimitExceeded"
     echo_succeeds(backend)
 
@@ -356,13 +361,9 @@ def test_job_failing_while_postgresql_is_down_is_kept_by_the_broker_and_indexed_
     job = backend.wait_for_job(job_id, "dead", timeout=30)
     assert (letter.reason, letter.error_type) == ("permanent_error", "PermanentError")
     assert letter.error == "no good"
-    assert (letter.type, letter.task_name, letter.queue) == ("fail", "conveyor.diagnostics.fail", "default")
-    assert letter.attempts == job.attempts == 1
-    assert letter.worker and letter.worker.startswith("test-")
+    assert_letter_of_job(letter, job, job_id, "fail", "conveyor.diagnostics.fail")
     assert letter.first_failed_at == letter.last_failed_at
     assert letter.last_failed_at < letter.created_at
-    assert letter.message["headers"]["id"] == f"{job_id}.{job.dispatch}"
-    assert json.loads(decode_body(letter.message))[0] == [job_id, job.dispatch]
     assert (job.error_type, job.error_message) == ("PermanentError", "no good")
     wait_until(lambda: waiting_in_dead_letter_queue(backend) == 0, 10, "default.dead to be empty")
     time.sleep(2 * INDEXER_RETRY_S)  # A second copy would be indexed within this window.
