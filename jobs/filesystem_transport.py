@@ -11,6 +11,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from time import monotonic
 from typing import Any
@@ -28,6 +29,18 @@ class Channel(filesystem.Channel):
         with open(hidden, "wb") as file:
             file.write(dumps(payload).encode())
         os.replace(hidden, os.path.join(self.data_folder_out, name))
+
+    def _queue_bind(self, exchange: Any, routing_key: Any, pattern: Any, queue: Any) -> None:
+        """kombu creates a missing binding file with ``open("wb")``, which empties it before taking
+        the lock: when processes bind to a new exchange at once (Flower's parallel inspect calls),
+        one list can land over the tail of another and the exchange becomes unreadable."""
+        self.control_folder.mkdir(exist_ok=True)
+        entry = [routing_key or "", pattern or "", queue or ""]
+        _update_bindings(
+            self._exchange_file(exchange),
+            lambda table: table if entry in table else [entry, *table],
+            create=True,
+        )
 
 
 class Transport(filesystem.Transport):
@@ -65,17 +78,24 @@ def prune_abandoned_queues(messages: Path, control: Path, older_than_s: float = 
 
 
 def _unbind(exchange: Path, queues: set[str]) -> None:
-    """Remove bindings to ``queues`` under the lock kombu's own binding code takes."""
-    if not queues:
-        return
-    with exchange.open("rb+", buffering=0) as file:
+    if queues:
+        _update_bindings(exchange, lambda table: [entry for entry in table if entry[2] not in queues])
+
+
+def _update_bindings(
+    exchange: Path, change: Callable[[list[Any]], list[Any]], *, create: bool = False
+) -> None:
+    """Rewrite an exchange's binding table under the lock kombu's own binding code takes; with
+    ``create``, make a missing file, but empty a file only once the lock is held."""
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    with os.fdopen(os.open(exchange, flags, 0o644), "rb+", buffering=0) as file:
         filesystem.lock(file, filesystem.LOCK_EX)
         try:
             table = json.loads(file.read() or b"[]")
-            kept = [entry for entry in table if entry[2] not in queues]
-            if len(kept) != len(table):
+            changed = change(table)
+            if changed != table:
                 file.seek(0)
                 file.truncate()
-                file.write(json.dumps(kept).encode())
+                file.write(json.dumps(changed).encode())
         finally:
             filesystem.unlock(file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import threading
 import time
@@ -71,3 +72,29 @@ def test_event_queues_nobody_consumes_are_pruned_and_work_queues_are_kept(tmp_pa
     assert [p.name.split(".", 1)[1] for p in messages.glob("*.msg")] == ["default.msg"]
     assert "celeryev.gone" not in (control / "celeryev.exchange").read_text()
     assert "default" in (control / "default.exchange").read_text()
+
+
+def bind_reply_queues(data_dir: str, exchange: str, names: list[str]) -> None:
+    settings = load_settings({"CONVEYOR_DATA_DIR": data_dir})
+    with connection(settings) as conn:
+        channel = conn.channel()
+        for name in names:
+            Queue(name, Exchange(exchange, type="direct"), routing_key=name).bind(channel).declare()
+
+
+def test_processes_binding_to_a_new_exchange_at_once_leave_every_binding_readable(tmp_path: Path) -> None:
+    """Flower's parallel inspect calls bind their reply queues to one new exchange together."""
+    settings = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)})
+    ensure_broker_dirs(settings)
+    control = Path(transport_options(settings)["control_folder"])
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(40):
+        exchange = f"reply-{round_}"
+        names = [[f"q{round_}-{p}-{n}" for n in range(3)] for p in range(6)]
+        processes = [ctx.Process(target=bind_reply_queues, args=(str(tmp_path), exchange, n)) for n in names]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(30)
+        table = json.loads((control / f"{exchange}.exchange").read_text())
+        assert sorted(entry[2] for entry in table) == sorted(q for group in names for q in group)
