@@ -1,0 +1,25 @@
+"""The tables, one module per aggregate; only Alembic makes the schema.
+
+Importing this package imports every model, so ``Base.metadata`` is complete wherever it is read.
+"""
+
+from jobs.models.access import ApiToken, IdempotencyKey
+from jobs.models.base import Base, UTCDateTime, utcnow
+from jobs.models.dead_letters import AuditEntry, DeadLetter, DeadLetterState
+from jobs.models.jobs import FINISHED_STATES, SHOWN_COLUMNS, Job, JobState, OutboxMessage
+
+__all__ = [
+    "FINISHED_STATES",
+    "SHOWN_COLUMNS",
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "DeadLetter",
+    "DeadLetterState",
+    "IdempotencyKey",
+    "Job",
+    "JobState",
+    "OutboxMessage",
+    "UTCDateTime",
+    "utcnow",
+]
