@@ -24,7 +24,7 @@ from api.schemas import (
     Purge,
     Requeue,
 )
-from jobs import dead_letters, service
+from jobs import dead_letters
 
 blp = Blueprint(
     "dead-letters", __name__, url_prefix="/v1/dead-letters", description="Inspect and requeue dead letters."
@@ -107,12 +107,8 @@ class DeadLetterById(MethodView):
     def get(self, dead_letter_id: str) -> dict[str, Any]:
         """One dead letter, with its original message and its audit trail."""
         with runtime().sessions() as session:
-            try:
-                return dead_letters.view(
-                    session, dead_letters.get(session, parse_uuid(dead_letter_id, "dead letter"))
-                )
-            except dead_letters.DeadLetterNotFoundError as exc:
-                abort(404, str(exc))
+            letter = dead_letters.get(session, parse_uuid(dead_letter_id, "dead letter"))
+            return dead_letters.view(session, letter)
 
     @require("ops")
     @blp.doc(security=SECURITY)
@@ -144,12 +140,5 @@ class RequeueOne(MethodView):
 def _change(dead_letter_id: str, operation: Any) -> dict[str, Any]:
     letter_id = parse_uuid(dead_letter_id, "dead letter")
     rt = runtime()
-    try:
-        with rt.sessions.begin() as session:
-            return dead_letters.view(session, operation(session, letter_id))
-    except dead_letters.DeadLetterNotFoundError as exc:
-        abort(404, str(exc))
-    except service.JobConflictError as exc:
-        abort(409, str(exc))
-    except service.InvalidJobError as exc:
-        abort(422, "The corrected payload is not valid.", errors={"json": exc.errors})
+    with rt.sessions.begin() as session:
+        return dead_letters.view(session, operation(session, letter_id))

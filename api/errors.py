@@ -12,9 +12,17 @@ from flask_smorest import abort as smorest_abort
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
+from jobs.errors import ConflictError, ConveyorError, InvalidInputError, NotFoundError
+
 log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The one place a domain error becomes an HTTP status; the most specific kind comes first.
+STATUS_OF_ERROR: tuple[tuple[type[ConveyorError], int], ...] = (
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (InvalidInputError, 422),
+)
 
 
 def abort(status: int, message: str, **kwargs: Any) -> NoReturn:
@@ -46,6 +54,7 @@ def error_response(status: int, message: str, errors: Any = None) -> Response:
 def register(app: Flask) -> None:
     app.before_request(_require_json_body)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ConveyorError, _domain_error)
     app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
@@ -75,6 +84,14 @@ def _describe(status: int, errors: Any) -> str | None:
     if status == 422 and errors:
         return "The request is not valid; see errors for each field."
     return None
+
+
+def _domain_error(exc: ConveyorError) -> Response:
+    status = next((code for kind, code in STATUS_OF_ERROR if isinstance(exc, kind)), None)
+    if status is None:
+        return _unexpected_error(exc)
+    errors = getattr(exc, "errors", None)
+    return error_response(status, str(exc), {"json": errors} if errors else None)
 
 
 def _database_error(exc: DBAPIError) -> Response:

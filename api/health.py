@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from api.errors import error_response
 from api.runtime import runtime
-from jobs import broker
+from jobs.broker import config as broker
 from jobs.migrate import pending_migrations
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Probes.")

@@ -43,14 +43,9 @@ def run_once(work: Callable[[Any], Outcome], *, single_statement: bool = False) 
         abort(400, "Idempotency-Key must be 1 to 255 characters.")
     token_id = current_token().id
     fingerprint = idempotency.request_hash(request.method, request.path, request.get_json(silent=True))
-    try:
-        with rt.sessions.begin() as session:
-            ttl = timedelta(hours=rt.settings.idempotency_ttl_hours)
-            stored = idempotency.begin(session, token_id, key, fingerprint, ttl)
-    except idempotency.KeyInFlightError as exc:
-        abort(409, str(exc))
-    except idempotency.KeyReusedError as exc:
-        abort(422, str(exc))
+    with rt.sessions.begin() as session:
+        ttl = timedelta(hours=rt.settings.idempotency_ttl_hours)
+        stored = idempotency.begin(session, token_id, key, fingerprint, ttl)
     if stored is not None:
         headers = {
             "Idempotent-Replayed": "true",

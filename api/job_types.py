@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 
 from api.auth import SECURITY, require
 from api.schemas import JobTypeOut
-from jobs.types import JOB_TYPES, JobType
+from jobs.catalogue import JOB_TYPES, JobType
 
 blp = Blueprint("job-types", __name__, url_prefix="/v1/job-types", description="Job types.")
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, actor, require
-from api.errors import abort, parse_uuid
+from api.errors import parse_uuid
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, encode_cursor
 from api.runtime import runtime
@@ -55,10 +55,7 @@ class Jobs(MethodView):
         """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe."""
 
         def submit(db: Session | Connection) -> Outcome:
-            try:
-                job = service.submit(db, runtime().settings, service.Submission(**body))
-            except service.InvalidJobError as exc:
-                abort(422, "The job is not valid.", errors={"json": exc.errors})
+            job = service.submit(db, runtime().settings, service.Submission(**body))
             return JOB_OUT.dump(job.to_dict()), 202, {"Location": f"/v1/jobs/{job.id}"}
 
         return run_once(submit, single_statement=True)
@@ -100,11 +97,6 @@ class RetryJob(MethodView):
 def _with_job(job_id: str, operation: Any, *, write: bool = False) -> Job:
     jid = parse_uuid(job_id, "job")
     rt = runtime()
-    try:
-        with rt.sessions.begin() if write else rt.sessions() as session:
-            job: Job = operation(session, jid)
-            return job
-    except service.JobNotFoundError as exc:
-        abort(404, str(exc))
-    except service.JobConflictError as exc:
-        abort(409, str(exc))
+    with rt.sessions.begin() if write else rt.sessions() as session:
+        job: Job = operation(session, jid)
+        return job

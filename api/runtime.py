@@ -9,19 +9,16 @@ from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import tokens
-from jobs.db import make_engine, make_sessionmaker, single_statement_engine
+from jobs.db import Database
 from jobs.models import ApiToken
 from jobs.settings import Settings
 
 
-class ApiRuntime:
+class ApiRuntime(Database):
     """Built in each API process (gunicorn does not preload), shared by its request threads."""
 
     def __init__(self, settings: Settings):
-        self.settings = settings
-        engine = make_engine(settings)
-        self.sessions: sessionmaker[Session] = make_sessionmaker(engine)
-        self.single_statements = single_statement_engine(engine)
+        super().__init__(settings)
         self.tokens = TokenCache(self.sessions)
 
 

@@ -39,9 +39,10 @@ import redis  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from jobs import service  # noqa: E402
-from jobs.broker import QUEUES, dead_letter_queue_name  # noqa: E402
+from jobs.broker.queues import QUEUES, dead_letter_queue_name  # noqa: E402
 from jobs.models import DeadLetter, Job  # noqa: E402
-from jobs.outbox import Publisher, publish_due  # noqa: E402
+from jobs.relay.outbox import publish_due  # noqa: E402
+from jobs.relay.publisher import Publisher  # noqa: E402
 from tests.support import PG_ADMIN_URL, Backend, missing_services  # noqa: E402
 
 OVERRIDES = {

@@ -21,7 +21,7 @@ import requests
 from kombu import Connection
 
 from bench.raw_app import RAW_QUEUE
-from jobs.broker import QUEUES
+from jobs.broker.queues import QUEUES
 from jobs.db import make_engine, make_sessionmaker
 from jobs.migrate import upgrade
 from jobs.settings import load_settings

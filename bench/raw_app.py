@@ -19,7 +19,8 @@ from pathlib import Path
 from celery import Celery
 from kombu import Exchange, Queue
 
-from jobs.broker import transport_options, work_queues
+from jobs.broker.config import transport_options
+from jobs.broker.queues import work_queues
 from jobs.settings import Settings, load_settings
 
 RAW_QUEUE = "bench.raw"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+from functools import cached_property
 from typing import Any, cast
 
 from psycopg.rows import namedtuple_row
@@ -77,6 +78,31 @@ def single_statement_engine(engine: Engine) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class Database:
+    """A process's engine and session factory: the API, a worker, the relay and the CLI each hold
+    one. Made on first use, so a forked pool process opens connections of its own."""
+
+    def __init__(self, settings: Settings, *, for_worker: bool = False):
+        self.settings = settings
+        self.for_worker = for_worker
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings, for_worker=self.for_worker)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_sessionmaker(self.engine)
+
+    @cached_property
+    def single_statements(self) -> Engine:
+        return single_statement_engine(self.engine)
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
 
 
 def is_postgresql(db: Session | Connection) -> bool:

@@ -5,7 +5,6 @@ The API and the CLI call these same functions. Every requeue and purge writes an
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -16,19 +15,10 @@ from sqlalchemy import Select, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from jobs import messages, service
+from jobs.catalogue import validate_payload
 from jobs.db import insert_unless_present
+from jobs.errors import ConflictError, DeadLetterNotFoundError, InvalidJobError
 from jobs.models import AuditEntry, DeadLetter, DeadLetterState, Job, JobState, OutboxMessage, utcnow
-from jobs.types import JOB_TYPES
-
-FAILURE_HEADER_PREFIX = "x-conveyor-"
-BROKER_HEADERS = frozenset(
-    {"x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason"}
-    | {"x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"}
-)
-
-
-class DeadLetterNotFoundError(LookupError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -193,23 +183,30 @@ def requeue(
     """
     letter = get(session, dead_letter_id, for_update=True)
     if letter.state != DeadLetterState.DEAD:
-        raise service.JobConflictError(f"Dead letter {dead_letter_id} is already {letter.state}.")
+        raise ConflictError(f"Dead letter {dead_letter_id} is already {letter.state}.")
     job = session.get(Job, letter.job_id, with_for_update=True) if letter.job_id else None
     if job is not None:
         if payload is not None:
-            job.payload = service.validate_payload(job.type, payload)
+            job.payload = _corrected(job.type, payload)
         service.requeue(session, job)
         job.requeued_from = letter.id
         details: dict[str, Any] = {"job_id": str(job.id), "dispatch": job.dispatch}
         details["payload_corrected"] = payload is not None
     else:
         if payload is not None:
-            raise service.InvalidJobError({"payload": ["Only a job's dead letter takes a payload."]})
-        session.add(OutboxMessage(raw=original_message(letter.message), available_at=utcnow()))
+            raise InvalidJobError({"payload": ["Only a job's dead letter takes a payload."]})
+        session.add(OutboxMessage(raw=messages.original_message(letter.message), available_at=utcnow()))
         details = {"republished": letter.message.get("routing_key")}
     letter.state = DeadLetterState.REQUEUED
     _audit(session, letter.id, actor, "requeue", reason, details)
     return letter
+
+
+def _corrected(job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return validate_payload(job_type, payload)
+    except InvalidJobError as exc:
+        raise InvalidJobError(exc.errors, "The corrected payload is not valid.") from None
 
 
 def retry_job(session: Session, job_id: uuid.UUID, *, actor: str) -> Job:
@@ -231,58 +228,11 @@ def requeue_matching(
     for dead_letter_id in ids:
         try:
             requeue(session, dead_letter_id, actor=actor, reason=reason)
-        except service.JobConflictError as exc:
+        except ConflictError as exc:
             skipped.append({"id": str(dead_letter_id), "why": str(exc)})
         else:
             done.append(dead_letter_id)
     return done, skipped
-
-
-def recover_lost_jobs(session: Session, delivery_limit: int) -> int:
-    """Resend jobs whose worker vanished (their lease ran out); dead-letter those lost too often."""
-    lost = service.lost_jobs(session)
-    for job in lost:
-        if service.recover_lost(session, job, delivery_limit) != JobState.DEAD:
-            continue
-        task_name = JOB_TYPES[job.type].task_name
-        message_id = f"{job.id}.{job.dispatch}"
-        body = json.dumps([[str(job.id), job.dispatch], {}, {}])
-        index(
-            session,
-            Failure(
-                message_id=message_id,
-                queue=job.queue,
-                reason="worker_lost",
-                error_type=job.error_type or "WorkerLostError",
-                error=job.error_message or "",
-                message=messages.capture(
-                    body,
-                    {"task": task_name, "id": message_id},
-                    {},
-                    {"routing_key": job.queue},
-                    "application/json",
-                    "utf-8",
-                    job.queue,
-                ),
-                job_id=job.id,
-                type=job.type,
-                task_name=task_name,
-                attempts=job.attempts,
-                worker=job.worker,
-                first_failed_at=job.first_failed_at,
-            ),
-        )
-    return len(lost)
-
-
-def original_message(message: dict[str, Any]) -> dict[str, Any]:
-    """The message as first sent: without the failure headers added on the way to the DLQ."""
-    headers = {
-        k: v
-        for k, v in (message.get("headers") or {}).items()
-        if not k.startswith(FAILURE_HEADER_PREFIX) and k not in BROKER_HEADERS
-    }
-    return {**message, "headers": headers}
 
 
 def purge(
@@ -291,7 +241,7 @@ def purge(
     """Drop a dead letter's message for good; the row stays as a tombstone with its audit trail."""
     letter = get(session, dead_letter_id, for_update=True)
     if letter.state == DeadLetterState.PURGED:
-        raise service.JobConflictError(f"Dead letter {dead_letter_id} is already purged.")
+        raise ConflictError(f"Dead letter {dead_letter_id} is already purged.")
     letter.state = DeadLetterState.PURGED
     letter.message = {}
     letter.traceback = None

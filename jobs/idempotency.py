@@ -12,23 +12,16 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from jobs.db import insert_unless_present
+from jobs.errors import KeyInFlightError, KeyReusedError
 from jobs.models import IdempotencyKey, utcnow
 
 ABANDONED_AFTER = timedelta(minutes=5)
-
-
-class KeyInFlightError(RuntimeError):
-    pass
-
-
-class KeyReusedError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -96,3 +89,9 @@ def release(session: Session, token_id: uuid.UUID, key: str) -> None:
             IdempotencyKey.response_status.is_(None),
         )
     )
+
+
+def purge_expired(session: Session) -> int:
+    """Forget keys past their time to live (beat runs this every 15 minutes); returns how many."""
+    deleted = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
+    return int(cast(CursorResult[Any], deleted).rowcount)

@@ -1,11 +1,83 @@
-"""Broker messages as JSON-safe dicts, so a dead letter can be stored and sent again unchanged."""
+"""What travels on the broker: job task messages, failure headers, and messages captured as
+JSON-safe dicts so a dead letter can be stored and sent again unchanged.
+
+A job's message carries its id and dispatch number, never its payload; its Celery task id is
+``<job id>.<dispatch>``, which makes every dispatch's message (and dead letter) distinct.
+"""
 
 from __future__ import annotations
 
 import base64
+import json
+import uuid
 from typing import Any
 
 KEPT_PROPERTIES = ("correlation_id", "reply_to", "priority", "message_id", "expiration")
+FAILURE_HEADER_PREFIX = "x-conveyor-"
+BROKER_HEADERS = frozenset(
+    {"x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason"}
+    | {"x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"}
+)
+ERROR_LIMIT = 4000
+TRACEBACK_LIMIT = 16000
+
+
+def task_id(job_id: uuid.UUID | str, dispatch: int) -> str:
+    return f"{job_id}.{dispatch}"
+
+
+def task_body(job_id: uuid.UUID, dispatch: int) -> str:
+    """The body Celery's protocol 2 gives a job's task: ``[args, kwargs, embed]``."""
+    return json.dumps([[str(job_id), dispatch], {}, {}])
+
+
+def task_message(celery: Any, task_name: str, job_id: uuid.UUID, dispatch: int, *, origin: str) -> Any:
+    """Celery's own protocol-2 message for a job's dispatch, built as ``send_task`` would."""
+    tid = task_id(job_id, dispatch)
+    return celery.amqp.as_task_v2(
+        tid,
+        task_name,
+        args=[str(job_id), dispatch],
+        argsrepr=f"('{job_id}', {dispatch})",
+        kwargsrepr="{}",
+        origin=origin,
+        root_id=tid,
+        reply_to=celery.thread_oid,
+    )
+
+
+def clip_error(text: str) -> str:
+    """An error message as it is stored and sent in a header: at most ``ERROR_LIMIT`` characters."""
+    return text[:ERROR_LIMIT]
+
+
+def clip_traceback(text: str) -> str:
+    """The innermost frames of a traceback, where the failure is."""
+    return text[-TRACEBACK_LIMIT:]
+
+
+def failure_headers(info: dict[str, Any]) -> dict[str, Any]:
+    """A failure's fields as ``x-conveyor-*`` headers."""
+    return {FAILURE_HEADER_PREFIX + key: value for key, value in info.items()}
+
+
+def read_failure_headers(headers: dict[str, Any]) -> dict[str, Any]:
+    """The failure fields a worker added to a dead-lettered message, without their prefix."""
+    return {
+        k.removeprefix(FAILURE_HEADER_PREFIX): v
+        for k, v in headers.items()
+        if k.startswith(FAILURE_HEADER_PREFIX)
+    }
+
+
+def original_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The message as first sent: without the failure headers added on the way to the DLQ."""
+    headers = {
+        k: v
+        for k, v in (message.get("headers") or {}).items()
+        if not k.startswith(FAILURE_HEADER_PREFIX) and k not in BROKER_HEADERS
+    }
+    return {**message, "headers": headers}
 
 
 def capture(

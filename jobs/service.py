@@ -6,7 +6,6 @@ and its outbox message are written in one transaction.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import uuid
@@ -14,15 +13,16 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from marshmallow import Schema, ValidationError
 from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from jobs.broker import QUEUES
+from jobs import messages
+from jobs.broker.queues import QUEUES
+from jobs.catalogue import JOB_TYPES, validate_payload
 from jobs.db import HotStatement, is_postgresql
+from jobs.errors import ConflictError, InvalidJobError, JobNotFoundError
 from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
 from jobs.settings import Settings
-from jobs.types import JOB_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +30,6 @@ JOBS = cast(Table, Job.__table__)
 OUTBOX = cast(Table, OutboxMessage.__table__)
 RETRYABLE_BY_HAND = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 CLAIMABLE = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.RUNNING})
-
-
-class JobNotFoundError(LookupError):
-    pass
-
-
-class InvalidJobError(ValueError):
-    """The submission does not fit its type; ``errors`` maps field names to messages."""
-
-    def __init__(self, errors: dict[str, Any]):
-        super().__init__("The job is not valid.")
-        self.errors = errors
-
-
-class JobConflictError(RuntimeError):
-    """The job's state does not allow the operation."""
 
 
 @dataclass(frozen=True)
@@ -58,24 +42,6 @@ class Submission:
     max_attempts: int | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
-
-
-def validate_payload(job_type: str, payload: Any) -> dict[str, Any]:
-    """The payload as the type's schema loads it; raises InvalidJobError naming the fields."""
-    if job_type not in JOB_TYPES:
-        raise InvalidJobError({"type": [f"Unknown job type {job_type!r}."]})
-    if not isinstance(payload, dict):
-        raise InvalidJobError({"payload": ["Must be a JSON object."]})
-    try:
-        loaded: dict[str, Any] = _payload_schema(job_type).load(payload)
-    except ValidationError as exc:
-        raise InvalidJobError({"payload": exc.messages}) from None
-    return loaded
-
-
-@functools.cache
-def _payload_schema(job_type: str) -> Schema:
-    return JOB_TYPES[job_type].schema()
 
 
 # A submission's two rows, built once. On PostgreSQL one statement writes both (the job insert
@@ -341,7 +307,7 @@ def record_failure(
 ) -> JobState:
     """Retry with backoff while attempts remain, else the job is dead; returns the new state."""
     job.error_type = type(error).__name__
-    job.error_message = str(error)[:4000]
+    job.error_message = messages.clip_error(str(error))
     job.first_failed_at = job.first_failed_at or utcnow()
     if not retryable or job.attempts >= job.max_attempts:
         mark_dead(job, job.error_type, job.error_message)
@@ -357,7 +323,7 @@ def record_failure(
 
 def mark_dead(job: Job, error_type: str, error: str) -> None:
     """The job's message is (or is on its way to) a dead-letter queue."""
-    job.error_type, job.error_message = error_type, error[:4000]
+    job.error_type, job.error_message = error_type, messages.clip_error(error)
     job.first_failed_at = job.first_failed_at or utcnow()
     _finish(job, JobState.DEAD)
 
@@ -372,7 +338,7 @@ def cancel(session: Session, job_id: uuid.UUID) -> Job:
     """Cancel a waiting job at once; ask a running one to stop at its next check."""
     job = get(session, job_id, for_update=True)
     if job.state in FINISHED_STATES:
-        raise JobConflictError(f"Job {job_id} is already {job.state}.")
+        raise ConflictError(f"Job {job_id} is already {job.state}.")
     if job.state == JobState.RUNNING:
         job.cancel_requested = True
     else:
@@ -385,7 +351,7 @@ def retry(session: Session, job_id: uuid.UUID) -> Job:
     """Run a failed, dead or cancelled job again from its first attempt."""
     job = get(session, job_id, for_update=True)
     if job.state not in RETRYABLE_BY_HAND:
-        raise JobConflictError(f"Job {job_id} is {job.state}; only failed, dead or cancelled jobs retry.")
+        raise ConflictError(f"Job {job_id} is {job.state}; only failed, dead or cancelled jobs retry.")
     requeue(session, job)
     return job
 
@@ -393,7 +359,7 @@ def retry(session: Session, job_id: uuid.UUID) -> Job:
 def requeue(session: Session, job: Job) -> None:
     """Queue the job again as a new dispatch whose attempts start from zero."""
     if job.state not in RETRYABLE_BY_HAND:
-        raise JobConflictError(f"Job {job.id} is {job.state}; only failed, dead or cancelled jobs requeue.")
+        raise ConflictError(f"Job {job.id} is {job.state}; only failed, dead or cancelled jobs requeue.")
     job.state = JobState.QUEUED
     job.attempts = job.deliveries = 0
     job.dispatch += 1

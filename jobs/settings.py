@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-
-class SettingsError(ValueError):
-    """A ``CONVEYOR_*`` variable has a value that cannot be used."""
+from jobs.errors import SettingsError
 
 
 def _positive_float(value: str) -> float:

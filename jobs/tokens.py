@@ -8,14 +8,11 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jobs.errors import InvalidScopeError
 from jobs.models import ApiToken
 
 SCOPES = ("jobs:write", "jobs:read", "ops", "admin")
 TOKEN_PREFIX = "cvr_"
-
-
-class InvalidScopeError(ValueError):
-    pass
 
 
 def hash_token(token: str) -> str:

@@ -1,4 +1,4 @@
-"""Job handlers, one module per family, bound to the catalogue in ``jobs.types`` by name."""
+"""Job handlers, one module per family, bound to the catalogue in ``jobs.catalogue`` by name."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from jobs import service
-from jobs.outbox import Publisher, publish_due
+from jobs.relay.outbox import publish_due
+from jobs.relay.publisher import Publisher
 from tests.support import BACKENDS, HOW_TO_START, Backend, missing_services
 
 SKIPPED_BACKENDS: dict[str, list[str]] = {}

@@ -18,7 +18,7 @@ import psycopg
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import tokens
-from jobs.broker import QUEUES, dead_letter_queue_name
+from jobs.broker.queues import QUEUES, dead_letter_queue_name
 from jobs.db import make_engine, make_sessionmaker
 from jobs.migrate import upgrade
 from jobs.models import Job

@@ -20,9 +20,9 @@ from werkzeug.test import TestResponse
 
 from api import create_app
 from jobs import idempotency, tokens
+from jobs.catalogue import JOB_TYPES
 from jobs.models import Job
 from jobs.settings import load_settings
-from jobs.types import JOB_TYPES
 from tests.conftest import require_services
 from tests.support import Backend, auth, end_connections, fresh_postgres_database
 

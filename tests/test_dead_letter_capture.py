@@ -18,15 +18,12 @@ from kombu import Connection
 from sqlalchemy import ColumnElement, select
 
 from jobs import dead_letters, service
-from jobs.broker import (
-    QUEUES,
-    dead_letter_queue_name,
-    transport_options,
-    work_queues,
-)
+from jobs.broker.config import transport_options
+from jobs.broker.queues import QUEUES, dead_letter_queue_name, work_queues
 from jobs.messages import decode_body
 from jobs.models import DeadLetter, DeadLetterState, utcnow
-from jobs.outbox import Publisher, publish_due
+from jobs.relay.outbox import publish_due
+from jobs.relay.publisher import Publisher
 from tests.conftest import require_services
 from tests.support import PG_ADMIN_URL, REDIS_URL, Backend, wait_until
 from tests.tcp_proxy import TcpProxy

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from kombu import Exchange, Queue
 
-from jobs.broker import connection, ensure_broker_dirs, transport_options
-from jobs.filesystem_transport import prune_abandoned_queues
+from jobs.broker.config import connection, ensure_broker_dirs, transport_options
+from jobs.broker.filesystem import prune_abandoned_queues
 from jobs.settings import load_settings
 
 

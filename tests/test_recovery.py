@@ -7,9 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from jobs import service
-from jobs.broker import transport_options
+from jobs.broker.config import transport_options
 from jobs.models import JobState, utcnow
-from jobs.outbox import Publisher, publish_due
+from jobs.relay.outbox import publish_due
+from jobs.relay.publisher import Publisher
 from tests.support import Backend
 
 

@@ -6,8 +6,8 @@ import uuid
 
 from kombu import Exchange, Producer, Queue
 
-from jobs.broker import connection
-from jobs.redis_transport import Channel
+from jobs.broker.config import connection
+from jobs.broker.redis import Channel
 from jobs.settings import load_settings
 from tests.conftest import require_services
 from tests.support import REDIS_URL

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from jobs.catalogue import JOB_TYPES
 from jobs.settings import SettingsError, load_settings
-from jobs.types import JOB_TYPES
 from schedules.beat import BEAT_SCHEDULE
 from tasks import HANDLERS
 from workers.app import make_celery

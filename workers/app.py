@@ -6,14 +6,15 @@ from typing import Any
 
 from celery import Celery, signals
 
-from jobs.broker import celery_config, dead_letter_queues
-from jobs.observability import configure_logging, init_sentry
-from jobs.settings import Settings, load_settings
-from jobs.types import JOB_TYPES
+from jobs.broker.config import celery_config
+from jobs.broker.queues import dead_letter_queues
+from jobs.catalogue import JOB_TYPES
+from jobs.observability import start_process
+from jobs.settings import Settings
 from schedules.beat import BEAT_SCHEDULE
 from tasks import HANDLERS
-from tasks.maintenance import MAINTENANCE_TASKS
 from workers.base import JobTask, Runtime
+from workers.maintenance import MAINTENANCE_TASKS
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -41,7 +42,7 @@ def make_celery(settings: Settings) -> Celery:
 
 def _bind_runtime(function: Any, runtime: Runtime) -> Any:
     def run() -> Any:
-        return function(runtime.settings, runtime.sessions)
+        return function(runtime)
 
     return run
 
@@ -57,7 +58,4 @@ def _declare_dead_letter_queues_on_start(app: Celery, settings: Settings) -> Non
     signals.worker_ready.connect(declare, weak=False)
 
 
-settings = load_settings()
-configure_logging(settings)
-init_sentry(settings, component="worker")
-app = make_celery(settings)
+app = make_celery(start_process("worker"))

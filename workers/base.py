@@ -8,17 +8,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
-from functools import cached_property
 from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from jobs import service
-from jobs.db import closed_by_server, make_engine, make_sessionmaker, single_statement_engine
+from jobs.db import Database, closed_by_server
 from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
 from tasks import Handler
@@ -32,24 +31,12 @@ DATABASE_DOWN_PAUSE_S = 2.0
 LEASE_GRACE_S = 30
 
 
-class Runtime:
-    """Per-process resources; built lazily so each forked pool process opens its own connections."""
+class Runtime(Database):
+    """A worker's database, with the connection each pool process keeps for its hot statements."""
 
     def __init__(self, settings: Settings):
-        self.settings = settings
+        super().__init__(settings, for_worker=True)
         self._connection: Connection | None = None
-
-    @cached_property
-    def engine(self) -> Engine:
-        return make_engine(self.settings, for_worker=True)
-
-    @cached_property
-    def sessions(self) -> sessionmaker[Session]:
-        return make_sessionmaker(self.engine)
-
-    @cached_property
-    def autocommit(self) -> Engine:
-        return single_statement_engine(self.engine)
 
     @contextmanager
     def statement(self) -> Iterator[Connection]:
@@ -66,7 +53,7 @@ class Runtime:
         connection = self._connection
         if connection is None or closed_by_server(connection.connection.driver_connection):
             self._close_connection()
-            connection = self._connection = self.autocommit.connect()
+            connection = self._connection = self.single_statements.connect()
         try:
             yield connection
         except BaseException:

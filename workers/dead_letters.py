@@ -19,12 +19,12 @@ from celery.worker.state import task_ready
 from kombu import Connection
 from kombu.message import Message
 
-from jobs.broker import dead_letter_queue, is_rabbitmq
+from jobs import messages
+from jobs.broker import is_rabbitmq
+from jobs.broker.queues import dead_letter_queue
 from jobs.models import utcnow
 
 log = logging.getLogger(__name__)
-
-HEADER = "x-conveyor-"
 
 
 class DeadLettered(Exception):
@@ -50,11 +50,11 @@ def failure_info(
     info: dict[str, Any] = {
         "reason": reason,
         "error-type": error_type or (type(error).__name__ if error else "Error"),
-        "error": (message if message is not None else str(error))[:4000],
+        "error": messages.clip_error(message if message is not None else str(error)),
         "failed-at": utcnow().isoformat(),
     }
     if error is not None and error.__traceback__ is not None:
-        info["traceback"] = "".join(traceback_module.format_exception(error))[-16000:]
+        info["traceback"] = messages.clip_traceback("".join(traceback_module.format_exception(error)))
     info.update({k.replace("_", "-"): _header_value(v) for k, v in extra.items() if v is not None})
     return info
 
@@ -69,7 +69,7 @@ def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str
     """Put the message, unchanged but for failure headers, on ``<queue>.dead``; returns that queue."""
     queue = queue_of(message.delivery_info)
     target = dead_letter_queue(app.conf.broker_url, queue)
-    failure_headers = {HEADER + key: value for key, value in info.items()}
+    failure_headers = messages.failure_headers({**info, "queue": queue})
     kept = ("correlation_id", "reply_to", "priority")
     properties = {k: v for k, v in (message.properties or {}).items() if k in kept}
     with _confirming_connection(app) as connection:
@@ -77,7 +77,7 @@ def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str
             message.body,
             exchange=target.exchange,
             routing_key=target.name,
-            headers={**(message.headers or {}), **failure_headers, HEADER + "queue": queue},
+            headers={**(message.headers or {}), **failure_headers},
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
             declare=[target],

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import uuid
-from functools import cached_property
 from typing import Any
 
 import click
-from sqlalchemy.orm import Session, sessionmaker
 
-from jobs.db import make_engine, make_sessionmaker
-from jobs.settings import Settings, SettingsError, load_settings
+from jobs.db import Database
+from jobs.errors import SettingsError
+from jobs.settings import load_settings
 
 
-class Context:
+class Context(Database):
     """Settings read once per command (a bad value is a usage error), and sessions on demand."""
 
     def __init__(self) -> None:
         try:
-            self.settings: Settings = load_settings()
+            super().__init__(load_settings())
         except SettingsError as exc:
             raise click.UsageError(str(exc)) from None
-
-    @cached_property
-    def sessions(self) -> sessionmaker[Session]:
-        return make_sessionmaker(make_engine(self.settings))
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)
@@ -47,3 +43,8 @@ def parse_uuid(text: str, what: str) -> uuid.UUID:
         return uuid.UUID(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a {what} id: {what} ids are UUIDs") from None
+
+
+def actor() -> str:
+    """Who the audit log names for a command run at this shell."""
+    return f"cli:{getpass.getuser()}"

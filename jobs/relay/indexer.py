@@ -21,22 +21,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, messages
-from jobs.broker import connection as broker_connection
-from jobs.broker import dead_letter_queues
-from jobs.dead_letters import FAILURE_HEADER_PREFIX as PREFIX
+from jobs.broker.config import connection as broker_connection
+from jobs.broker.queues import dead_letter_queues
+from jobs.catalogue import TYPE_OF_TASK
+from jobs.relay.loop import Duty, run_until
 from jobs.settings import Settings
-from jobs.types import JOB_TYPES
 
 log = logging.getLogger(__name__)
 
-TYPE_OF_TASK = {jt.task_name: jt.name for jt in JOB_TYPES.values()}
 BATCH = 100
 
 
 def failure_from_message(message: Message, dead_queue: str) -> dead_letters.Failure:
     """Read a dead-lettered message: our worker's ``x-conveyor-*`` headers, or RabbitMQ's x-death."""
     headers: dict[str, Any] = dict(message.headers or {})
-    ours = {k.removeprefix(PREFIX): v for k, v in headers.items() if k.startswith(PREFIX)}
+    ours = messages.read_failure_headers(headers)
     task_name = headers.get("task")
     queue = str(ours.get("queue") or _first_death(headers).get("queue") or dead_queue.removesuffix(".dead"))
     job_id = ours.get("job-id") or (_first_arg(message.body) if task_name in TYPE_OF_TASK else None)
@@ -147,19 +146,20 @@ def index_available(connection: Connection, settings: Settings, sessions: sessio
 def run_indexer(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event) -> None:
     """Index dead letters until ``stop`` is set; waits out broker and database outages."""
     interval = settings.relay_interval_ms / 1000
-    failing = False
-    log.info("Dead-letter indexer started.")
-    while not stop.is_set():
+    held: list[Connection] = []
+
+    def step() -> None:
+        if not held:
+            held.append(broker_connection(settings))
         try:
-            with broker_connection(settings) as connection:
-                while not stop.is_set():
-                    if not index_available(connection, settings, sessions):
-                        stop.wait(interval)
-                    if failing:
-                        log.info("Dead-letter indexer is indexing again.")
-                        failing = False
-        except Exception as exc:
-            if not failing:
-                log.warning("Dead-letter indexer cannot index yet (%s); will keep trying.", exc)
-            failing = True
-            stop.wait(min(5.0, interval * 10))
+            handled = index_available(held[0], settings, sessions)
+        except Exception:
+            held.pop().release()
+            raise
+        if not handled:
+            stop.wait(interval)
+
+    log.info("Dead-letter indexer started.")
+    run_until(stop, Duty("Dead-letter indexer", ("index", "indexing"), step, interval))
+    for connection in held:
+        connection.release()

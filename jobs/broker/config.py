@@ -1,71 +1,17 @@
-"""The Celery configuration and queue declarations shared by publishers and workers.
-
-It lives in ``jobs`` because the API and the outbox relay publish to the same queues the workers
-consume: a queue declared with other arguments on one side is refused by RabbitMQ on the other.
-"""
+"""The Celery and kombu configuration shared by the relay, the workers and the API's probes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kombu import Connection, Exchange, Queue
+from kombu import Connection
 
+from jobs.broker import is_redis
+from jobs.broker.queues import work_queues
 from jobs.settings import Settings
 
-QUEUES = ("default", "ocr", "imports", "maintenance")
-DEAD_LETTER_EXCHANGE = "conveyor.dead"
-FILESYSTEM_TRANSPORT = "jobs.filesystem_transport:Transport"
-REDIS_TRANSPORT = "jobs.redis_transport:Transport"
-
-
-def dead_letter_queue_name(queue: str) -> str:
-    return f"{queue}.dead"
-
-
-def is_rabbitmq(broker_url: str) -> bool:
-    return broker_url.startswith(("amqp", "pyamqp"))
-
-
-def is_redis(broker_url: str) -> bool:
-    """``redis://`` and ``rediss://``; settings have already turned ``valkey://`` into these."""
-    return broker_url.startswith("redis")
-
-
-def work_queues(settings: Settings) -> list[Queue]:
-    """Work queues; on RabbitMQ quorum queues that hand poison messages to ``<queue>.dead``."""
-    if not is_rabbitmq(settings.broker_url):
-        return [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
-    return [
-        Queue(
-            name,
-            Exchange(name, type="direct"),
-            routing_key=name,
-            queue_arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": settings.delivery_limit,
-                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                "x-dead-letter-routing-key": dead_letter_queue_name(name),
-                # Dead-letter with publisher confirms, so a poison message is never dropped on
-                # the way to its dead-letter queue (this strategy needs reject-publish).
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
-        )
-        for name in QUEUES
-    ]
-
-
-def dead_letter_queue(broker_url: str, queue: str) -> Queue:
-    """The broker-side dead-letter queue of ``queue``: declared, never consumed by workers."""
-    name = dead_letter_queue_name(queue)
-    arguments = {"x-queue-type": "quorum"} if is_rabbitmq(broker_url) else None
-    return Queue(
-        name, Exchange(DEAD_LETTER_EXCHANGE, type="direct"), routing_key=name, queue_arguments=arguments
-    )
-
-
-def dead_letter_queues(settings: Settings) -> list[Queue]:
-    return [dead_letter_queue(settings.broker_url, name) for name in QUEUES]
+FILESYSTEM_TRANSPORT = "jobs.broker.filesystem:Transport"
+REDIS_TRANSPORT = "jobs.broker.redis:Transport"
 
 
 def transport_options(settings: Settings, *, confirm_publish: bool = True) -> dict[str, Any]:

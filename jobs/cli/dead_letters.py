@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
-from jobs import dead_letters, service
-from jobs.cli_support import Context, parse_json, parse_uuid, pass_context, to_json
+from jobs import dead_letters
+from jobs.cli.support import Context, actor, parse_json, parse_uuid, pass_context, to_json
 
 COLUMNS = ("ID", "QUEUE", "TYPE", "REASON", "ERROR", "ATTEMPTS", "LAST FAILED")
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def filter_options(command: Any) -> Any:
@@ -86,16 +80,8 @@ def show_command(ctx: Context, dead_letter_id: str) -> None:
     """Show one dead letter as JSON, with its original message and audit trail."""
     sessions = ctx.sessions
     with sessions() as session:
-        try:
-            click.echo(
-                to_json(
-                    dead_letters.view(
-                        session, dead_letters.get(session, parse_uuid(dead_letter_id, "dead letter"))
-                    )
-                )
-            )
-        except dead_letters.DeadLetterNotFoundError as exc:
-            raise click.ClickException(str(exc)) from None
+        letter = dead_letters.get(session, parse_uuid(dead_letter_id, "dead letter"))
+        click.echo(to_json(dead_letters.view(session, letter)))
 
 
 @dead_letters_group.command("stats")
@@ -133,38 +119,31 @@ def requeue_command(
     **filters: Any,
 ) -> None:
     """Requeue dead letters by id, or every one a filter matches."""
-    sessions = ctx.sessions
     corrected = _payload(payload, ids)
+    letter_ids = [parse_uuid(text, "dead letter") for text in ids]
     flt = _filter(**filters)
-    if not ids:
-        with sessions() as session:
-            matched = dead_letters.count(session, flt)
-        click.echo(f"{matched} dead letters match.", err=True)
-        if dry_run or matched == 0:
-            return
-        _confirm(yes, f"Requeue all {matched}?")
-    skipped: list[dict[str, str]]
-    try:
-        with sessions.begin() as session:
-            if ids:
-                for text in ids:
-                    dead_letters.requeue(
-                        session,
-                        parse_uuid(text, "dead letter"),
-                        actor=_actor(),
-                        reason=reason,
-                        payload=corrected,
-                    )
-                done, skipped = [parse_uuid(text, "dead letter") for text in ids], []
-            else:
-                done, skipped = dead_letters.requeue_matching(session, flt, actor=_actor(), reason=reason)
-    except (dead_letters.DeadLetterNotFoundError, service.JobConflictError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except service.InvalidJobError as exc:
-        raise click.ClickException(f"The corrected payload is not valid: {json.dumps(exc.errors)}") from None
-    click.echo(f"Requeued {len(done)}; skipped {len(skipped)}.", err=True)
+    if not ids and not _confirm_matches(ctx, flt, dry_run, yes):
+        return
+    skipped: list[dict[str, str]] = []
+    with ctx.sessions.begin() as session:
+        for letter_id in letter_ids:
+            dead_letters.requeue(session, letter_id, actor=actor(), reason=reason, payload=corrected)
+        if not ids:
+            letter_ids, skipped = dead_letters.requeue_matching(session, flt, actor=actor(), reason=reason)
+    click.echo(f"Requeued {len(letter_ids)}; skipped {len(skipped)}.", err=True)
     for item in skipped:
         click.echo(f"  skipped {item['id']}: {item['why']}", err=True)
+
+
+def _confirm_matches(ctx: Context, flt: dead_letters.Filter, dry_run: bool, yes: bool) -> bool:
+    """Say how many dead letters the filter matches; whether to go on and requeue them."""
+    with ctx.sessions() as session:
+        matched = dead_letters.count(session, flt)
+    click.echo(f"{matched} dead letters match.", err=True)
+    if dry_run or matched == 0:
+        return False
+    _confirm(yes, f"Requeue all {matched}?")
+    return True
 
 
 def _payload(text: str | None, ids: tuple[str, ...]) -> dict[str, Any] | None:
@@ -198,17 +177,12 @@ def purge_command(ctx: Context, ids: tuple[str, ...], expired: bool, reason: str
     if bool(ids) == expired:
         raise click.UsageError("Name dead letter ids, or pass --expired (not both).")
     _confirm(yes, f"Purge {len(ids) or 'expired'} dead letters?")
-    try:
-        with sessions.begin() as session:
-            if expired:
-                retention = timedelta(days=ctx.settings.dead_letter_retention_days)
-                count = dead_letters.purge_expired(session, retention, actor=_actor())
-            else:
-                for text in ids:
-                    dead_letters.purge(
-                        session, parse_uuid(text, "dead letter"), actor=_actor(), reason=reason
-                    )
-                count = len(ids)
-    except (dead_letters.DeadLetterNotFoundError, service.JobConflictError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with sessions.begin() as session:
+        if expired:
+            retention = timedelta(days=ctx.settings.dead_letter_retention_days)
+            count = dead_letters.purge_expired(session, retention, actor=actor())
+        else:
+            for text in ids:
+                dead_letters.purge(session, parse_uuid(text, "dead letter"), actor=actor(), reason=reason)
+            count = len(ids)
     click.echo(f"Purged {count}.", err=True)

@@ -14,20 +14,20 @@ from typing import Any
 import click
 
 from jobs import tokens
-from jobs.db import make_engine, make_sessionmaker
+from jobs.cli.support import Context, pass_context
 from jobs.migrate import upgrade
-from jobs.settings import Settings, load_settings
 
 PROCESSES = ("api", "worker", "beat", "relay", "flower")
 
 
 @click.command()
 @click.option("--port", type=int, help="API port (default: CONVEYOR_API_PORT)")
-def dev(port: int | None) -> None:
+@pass_context
+def dev(ctx: Context, port: int | None) -> None:
     """Migrate, then run the API, a worker, beat, the relay and Flower until Ctrl-C."""
-    settings = load_settings()
+    settings = ctx.settings
     upgrade(settings)
-    token = _dev_token(settings)
+    token = _dev_token(ctx)
     api_url = f"http://{settings.api_host}:{port or settings.api_port}"
     children = {name: _spawn(name, port) for name in PROCESSES}
     click.echo(
@@ -42,10 +42,10 @@ def dev(port: int | None) -> None:
     sys.exit(_supervise(children))
 
 
-def _dev_token(settings: Settings) -> str:
+def _dev_token(ctx: Context) -> str:
     """An admin token for this machine, kept in the data folder so it survives restarts."""
-    path = settings.data_dir / "dev-token"
-    sessions = make_sessionmaker(make_engine(settings))
+    path = ctx.settings.data_dir / "dev-token"
+    sessions = ctx.sessions
     if path.exists():
         token = path.read_text().strip()
         with sessions() as session:

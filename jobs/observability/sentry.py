@@ -1,17 +1,8 @@
-"""Logging and error reporting, set up once per process at its entry point."""
+"""Error reporting to Sentry, only when ``CONVEYOR_SENTRY_DSN`` is set."""
 
 from __future__ import annotations
 
-import logging
-
 from jobs.settings import Settings
-
-
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
-    )
 
 
 def init_sentry(settings: Settings, component: str) -> None:

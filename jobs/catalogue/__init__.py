@@ -1,0 +1,41 @@
+"""The catalogue of job types: the one map from a type to its task, queue and payload schema.
+
+It feeds the API's validation, ``GET /v1/job-types`` and the workers' routing. Payload schemas
+live in one module per family beside this one and import nothing heavy, so the API can load the
+catalogue without the workers' libraries. Handlers live in ``tasks/``; the worker binds each type
+here to its handler there, and a test checks both agree.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from jobs.catalogue import diagnostics
+from jobs.catalogue.base import JobType
+from jobs.errors import InvalidJobError
+
+__all__ = ["JOB_TYPES", "TYPE_OF_TASK", "JobType", "validate_payload"]
+
+JOB_TYPES: dict[str, JobType] = {jt.name: jt for jt in diagnostics.JOB_TYPES}
+TYPE_OF_TASK = {jt.task_name: jt.name for jt in JOB_TYPES.values()}
+
+
+def validate_payload(job_type: str, payload: Any) -> dict[str, Any]:
+    """The payload as the type's schema loads it; raises InvalidJobError naming the fields."""
+    if job_type not in JOB_TYPES:
+        raise InvalidJobError({"type": [f"Unknown job type {job_type!r}."]})
+    if not isinstance(payload, dict):
+        raise InvalidJobError({"payload": ["Must be a JSON object."]})
+    try:
+        loaded: dict[str, Any] = _payload_schema(job_type).load(payload)
+    except ValidationError as exc:
+        raise InvalidJobError({"payload": exc.messages}) from None
+    return loaded
+
+
+@functools.cache
+def _payload_schema(job_type: str) -> Schema:
+    return JOB_TYPES[job_type].schema()

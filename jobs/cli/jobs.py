@@ -1,0 +1,103 @@
+"""``conveyor submit`` and ``conveyor jobs``: the job operations of ``/v1/jobs``, at a shell."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+
+import click
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobs import service
+from jobs.cli.support import Context, parse_json, parse_uuid, pass_context, to_json
+from jobs.models import FINISHED_STATES, Job, JobState
+
+POLL_S = 0.2
+
+
+@click.command()
+@click.argument("job_type")
+@click.option("--payload", default="{}", show_default=True, help="the payload as JSON")
+@click.option("--queue", help="override the type's queue")
+@click.option("--max-attempts", type=click.IntRange(1, 100))
+@click.option("--wait", is_flag=True, help="wait for the job to finish; exit 1 unless it succeeds")
+@click.option("--timeout", default=300.0, show_default=True, help="seconds to --wait")
+@pass_context
+def submit(
+    ctx: Context,
+    job_type: str,
+    payload: str,
+    queue: str | None,
+    max_attempts: int | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Submit a job of JOB_TYPE; prints its id (with --wait, the finished job as JSON)."""
+    data = parse_json(payload, "--payload")
+    submission = service.Submission(type=job_type, payload=data, queue=queue, max_attempts=max_attempts)
+    with ctx.sessions.begin() as session:
+        job = service.submit(session, ctx.settings, submission)
+    if not wait:
+        click.echo(str(job.id))
+        return
+    finished = _wait_for(ctx.sessions, job.id, timeout)
+    click.echo(to_json(finished.to_dict()))
+    sys.exit(0 if finished.state == JobState.SUCCEEDED else 1)
+
+
+def _wait_for(sessions: sessionmaker[Session], job_id: uuid.UUID, timeout: float) -> Job:
+    deadline = time.monotonic() + timeout
+    while True:
+        with sessions() as session:
+            job = service.get(session, job_id)
+        if job.state in FINISHED_STATES:
+            return job
+        if time.monotonic() > deadline:
+            raise click.ClickException(_still_waiting(sessions, job, timeout))
+        time.sleep(POLL_S)
+
+
+def _still_waiting(sessions: sessionmaker[Session], job: Job, timeout: float) -> str:
+    message = f"Job {job.id} is still {job.state} after {timeout:.0f} s"
+    with sessions() as session:
+        if service.is_unpublished(session, job.id):
+            message += "; it was never published: is `conveyor relay` running?"
+    return message + "."
+
+
+@click.group()
+def jobs() -> None:
+    """Read jobs."""
+
+
+@jobs.command("list")
+@click.option("--type", "job_type")
+@click.option("--state", type=click.Choice([s.value for s in JobState]))
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def list_jobs(ctx: Context, job_type: str | None, state: str | None, limit: int, as_json: bool) -> None:
+    """List jobs, newest first."""
+    with ctx.sessions() as session:
+        found = service.list_jobs(session, limit, type=job_type, state=state)
+    if as_json:
+        click.echo(to_json([job.to_dict() for job in found]))
+        return
+    click.echo(f"{'ID':36}  {'TYPE':10} {'STATE':10} {'ATTEMPTS':>8}  CREATED")
+    for job in found:
+        attempts = f"{job.attempts}/{job.max_attempts}"
+        created = f"{job.created_at:%Y-%m-%d %H:%M:%S}"
+        click.echo(f"{job.id!s:36}  {job.type:10} {job.state:10} {attempts:>8}  {created}")
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@pass_context
+def show_job(ctx: Context, job_id: str) -> None:
+    """Show one job as JSON."""
+    with ctx.sessions() as session:
+        click.echo(to_json(service.get(session, parse_uuid(job_id, "job")).to_dict()))
+
+
+COMMANDS = (submit, jobs)

@@ -1,0 +1,31 @@
+"""The ``conveyor`` command: run the platform's processes and operate on jobs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from jobs.cli import dead_letters, dev, jobs, processes, tokens
+from jobs.errors import ConveyorError
+
+
+class ConveyorGroup(click.Group):
+    """The CLI's one translation of the core's errors: a message and exit 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConveyorError as exc:
+            errors = getattr(exc, "errors", None)
+            raise click.ClickException(f"{exc} {json.dumps(errors)}" if errors else str(exc)) from None
+
+
+@click.group(cls=ConveyorGroup)
+def main() -> None:
+    """Conveyor: submit jobs over HTTP, run them on Celery workers, recover every failure."""
+
+
+for command in (*processes.COMMANDS, *jobs.COMMANDS, tokens.tokens, dev.dev, dead_letters.dead_letters_group):
+    main.add_command(command)

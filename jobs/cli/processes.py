@@ -1,0 +1,88 @@
+"""The platform's processes, one command each: ``migrate``, ``api``, ``worker``, ``beat``,
+``flower`` and ``relay``. Each replaces the CLI process with the server, so signals reach it
+directly, as in a container."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+from jobs.broker.queues import QUEUES
+from jobs.cli.support import Context, pass_context
+
+CELERY = (sys.executable, "-m", "celery", "-A", "workers.app")
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _exec(argv: list[str]) -> NoReturn:
+    os.execvp(argv[0], argv)
+
+
+@click.command()
+@pass_context
+def migrate(ctx: Context) -> None:
+    """Bring the database schema to head."""
+    from jobs.migrate import upgrade
+
+    upgrade(ctx.settings)
+    click.echo("The database is at head.", err=True)
+
+
+@click.command()
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, help="request threads per worker process")
+@click.option("--port", type=int, help="default: CONVEYOR_API_PORT")
+@pass_context
+def api(ctx: Context, workers: int, threads: int, port: int | None) -> None:
+    """Serve the HTTP API with gunicorn (threads overlap the waits on database commits)."""
+    bind = f"{ctx.settings.api_host}:{port or ctx.settings.api_port}"
+    argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads)]
+    _exec([*argv, "-b", bind, "api.wsgi:app"])
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker on every queue (extra arguments go to celery)."""
+    _exec([*CELERY, "worker", "-l", "INFO", "-Q", ",".join(QUEUES), *celery_args])
+
+
+@click.command()
+@pass_context
+def beat(ctx: Context) -> None:
+    """Run Celery beat with the schedule in schedules/beat.py."""
+    _exec([*CELERY, "beat", "-l", "INFO"])
+
+
+@click.command()
+@pass_context
+def flower(ctx: Context) -> None:
+    """Run Flower, bound to CONVEYOR_FLOWER_HOST (its API needs no login only on loopback)."""
+    settings = ctx.settings
+    argv = [*CELERY, "flower", f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
+    argv.append("--inspect_timeout=3000")
+    if settings.flower_basic_auth:
+        argv.append(f"--basic_auth={settings.flower_basic_auth}")
+    elif settings.flower_host in LOOPBACK:
+        os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
+    else:
+        raise click.UsageError(
+            "Flower listens beyond loopback: set CONVEYOR_FLOWER_BASIC_AUTH=user:password."
+        )
+    _exec(argv)
+
+
+@click.command()
+@pass_context
+def relay(ctx: Context) -> None:
+    """Move messages between database and broker: the outbox out, dead letters in."""
+    from jobs.observability import start_process
+    from jobs.relay.process import run
+
+    run(start_process("relay", ctx.settings), ctx.sessions)
+
+
+COMMANDS = (migrate, api, worker, beat, flower, relay)

@@ -1,0 +1,149 @@
+"""Publishing: outbox rows become broker messages, exactly one publish per row.
+
+Whoever changes a job's state writes its outbox row in the same transaction (``jobs.service``);
+only the relay publishes. It claims rows by deleting them in the transaction that publishes them,
+so a row is published once unless the process dies between the publish and the commit; the
+worker then sees a stale dispatch or a finished job and skips the copy. On PostgreSQL a trigger
+(migration 0003) notifies the relay of every outbox insert, so it publishes within milliseconds
+and in batches under load; on SQLite it polls every ``CONVEYOR_RELAY_INTERVAL_MS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Engine, delete, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobs.db import is_postgresql
+from jobs.models import Job, OutboxMessage, utcnow
+from jobs.relay.loop import Duty, run_until
+from jobs.relay.publisher import Publisher
+from jobs.relay.recovery import Sweeper
+from jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+# Under load, passes closer together than this publish a handful of rows each and cost a
+# transaction and a confirm wait apiece; a job submitted to an idle relay is not delayed by it.
+MIN_PASS_GAP_S = 0.05
+
+
+def publish_due(
+    sessions: sessionmaker[Session],
+    publisher: Publisher,
+    *,
+    job_ids: Iterable[uuid.UUID] | None = None,
+    limit: int = BATCH_SIZE,
+) -> int:
+    """Claim due outbox rows, publish them, and commit; returns how many were published.
+
+    A publish error rolls the claim back, leaving the rows for the next try.
+    """
+    with sessions.begin() as session:
+        _commit_without_flush_wait(session)
+        due = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.available_at <= utcnow())
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        if job_ids is not None:
+            due = due.where(OutboxMessage.job_id.in_(list(job_ids)))
+        if is_postgresql(session):
+            due = due.with_for_update(skip_locked=True)
+        claimed = session.execute(
+            delete(OutboxMessage)
+            .where(OutboxMessage.id.in_(due.scalar_subquery()))
+            .returning(OutboxMessage.job_id, OutboxMessage.dispatch, OutboxMessage.raw)
+        ).all()
+        ids = [job_id for job_id, _, _ in claimed if job_id is not None]
+        routes = select(Job.id, Job.type, Job.queue, Job.priority).where(Job.id.in_(ids))
+        jobs = {row.id: row for row in session.execute(routes)} if ids else {}
+        with publisher.batch():
+            for job_id, dispatch, raw in claimed:
+                if job_id is not None:
+                    job = jobs[job_id]
+                    publisher.publish(job_id, job.type, job.queue, job.priority, dispatch)
+                elif raw is not None:
+                    publisher.publish_raw(raw)
+    return len(claimed)
+
+
+def _commit_without_flush_wait(session: Session) -> None:
+    """A claim lost in a database crash only publishes its message once more, which workers
+    tolerate (see the module docstring), so its commit need not wait for the disk."""
+    if is_postgresql(session):
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+
+
+class Wakeup:
+    """The relay's pause between passes, cut short on PostgreSQL by the outbox trigger's notice."""
+
+    CHANNEL = "conveyor_outbox"
+
+    def __init__(self, engine: Engine, stop: threading.Event):
+        self.engine = engine
+        self.stop = stop
+        self.listener: Any = None
+
+    def wait(self, timeout: float, last_pass: float) -> None:
+        """Until a notice or ``timeout``, but no sooner than ``MIN_PASS_GAP_S`` after ``last_pass``."""
+        if self.engine.dialect.name != "postgresql":
+            self.stop.wait(timeout)
+            return
+        try:
+            listener = self._listener()
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                pass
+            self.stop.wait(max(0.0, last_pass + MIN_PASS_GAP_S - time.monotonic()))
+            for _ in listener.notifies(timeout=0):
+                pass  # notices that came meanwhile: the next pass publishes their rows too
+        except Exception as exc:
+            if self.listener is not None:
+                log.warning("Relay stopped listening for outbox notices (%s); polling instead.", exc)
+            self.close()
+            self.stop.wait(timeout)
+
+    def _listener(self) -> Any:
+        if self.listener is None:
+            connection = self.engine.raw_connection()
+            connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+            connection.driver_connection.execute(f"LISTEN {self.CHANNEL}")  # type: ignore[union-attr]
+            self.listener = connection
+        return self.listener.driver_connection
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.invalidate()
+            self.listener = None
+
+
+def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event) -> None:
+    """Publish due outbox rows, and sweep for lost jobs, until ``stop`` is set."""
+    publisher = Publisher(settings)
+    wakeup = Wakeup(sessions.kw["bind"], stop)
+    sweeper = Sweeper(settings, sessions)
+    interval = settings.relay_interval_ms / 1000
+
+    def step() -> None:
+        sweeper.sweep_when_due()
+        passed = time.monotonic()
+        published = publish_due(sessions, publisher)
+        if published:
+            log.debug("Outbox relay published %d messages.", published)
+        if published < BATCH_SIZE:
+            wakeup.wait(interval, passed)
+
+    log.info(
+        "Outbox relay started; it looks for due messages at least every %d ms.", settings.relay_interval_ms
+    )
+    run_until(stop, Duty("Outbox relay", ("publish", "publishing"), step, interval))
+    wakeup.close()
+    publisher.close()

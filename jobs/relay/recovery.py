@@ -1,0 +1,96 @@
+"""The recovery sweeper: jobs whose message may be gone are sent again.
+
+A running job whose worker vanished (its lease ran out) and a waiting job no worker claimed for
+``CONVEYOR_REPUBLISH_AFTER_S`` (a broker that lost its message) each get a new dispatch; a job lost
+too often is dead-lettered instead. On the embedded broker the sweep also drops event and reply
+queues nobody consumes any more.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobs import dead_letters, messages, service
+from jobs.broker.config import transport_options
+from jobs.broker.filesystem import prune_abandoned_queues
+from jobs.catalogue import JOB_TYPES
+from jobs.models import Job, JobState
+from jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 10.0
+
+
+class Sweeper:
+    """Sweeps at most every ``SWEEP_INTERVAL_S``, from the relay's publishing loop."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]):
+        self.settings = settings
+        self.sessions = sessions
+        self.next_sweep = 0.0
+
+    def sweep_when_due(self) -> None:
+        if time.monotonic() >= self.next_sweep:
+            sweep(self.settings, self.sessions)
+            self.next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+
+
+def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        recovered = recover_lost_jobs(session, settings.delivery_limit)
+        unclaimed = service.unclaimed_jobs(session, timedelta(seconds=settings.republish_after_s))
+        for job in unclaimed:
+            service.send_again(session, job)
+    if settings.is_embedded_broker:
+        folders = transport_options(settings)
+        pruned = prune_abandoned_queues(Path(folders["data_folder_in"]), Path(folders["control_folder"]))
+        if pruned:
+            log.info("Removed %d event or reply queues whose consumer went away.", pruned)
+    if recovered:
+        log.warning("Recovered %d running jobs whose worker was lost.", recovered)
+    if unclaimed:
+        log.warning("Sent %d waiting jobs again: no worker claimed them in time.", len(unclaimed))
+
+
+def recover_lost_jobs(session: Session, delivery_limit: int) -> int:
+    """Resend jobs whose worker vanished (their lease ran out); dead-letter those lost too often."""
+    lost = service.lost_jobs(session)
+    for job in lost:
+        if service.recover_lost(session, job, delivery_limit) == JobState.DEAD:
+            dead_letters.index(session, _lost_job_failure(job))
+    return len(lost)
+
+
+def _lost_job_failure(job: Job) -> dead_letters.Failure:
+    """The dead letter of a job no worker lived to dead-letter: its message as the relay sent it."""
+    task_name = JOB_TYPES[job.type].task_name
+    message_id = messages.task_id(job.id, job.dispatch)
+    message = messages.capture(
+        messages.task_body(job.id, job.dispatch),
+        {"task": task_name, "id": message_id},
+        {},
+        {"routing_key": job.queue},
+        "application/json",
+        "utf-8",
+        job.queue,
+    )
+    return dead_letters.Failure(
+        message_id=message_id,
+        queue=job.queue,
+        reason="worker_lost",
+        error_type=job.error_type or "WorkerLostError",
+        error=job.error_message or "",
+        message=message,
+        job_id=job.id,
+        type=job.type,
+        task_name=task_name,
+        attempts=job.attempts,
+        worker=job.worker,
+        first_failed_at=job.first_failed_at,
+    )
