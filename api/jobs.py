@@ -87,7 +87,7 @@ class RetryJob(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(202, JobOut)
     def post(self, job_id: str) -> dict[str, Any]:
-        """Run a failed, dead or cancelled job again from its first attempt."""
+        """Run a dead or cancelled job again from its first attempt."""
         who = actor()
         return _with_job(
             job_id, lambda session, jid: dead_letters.retry_job(session, jid, actor=who), write=True

@@ -22,10 +22,11 @@ from kombu import Connection
 
 from bench.raw_app import RAW_QUEUE
 from jobs.broker.queues import QUEUES
-from jobs.db import make_engine, make_sessionmaker
+from jobs.db import Database
 from jobs.migrate import upgrade
 from jobs.settings import load_settings
-from tests.support import PG_ADMIN_URL, Backend, fresh_postgres_database, reset_broker
+from tests.services import PG_ADMIN_URL, fresh_postgres_database, reset_broker
+from tests.support import Backend
 
 SHARED_BROKER_HINT = (
     "if tests run on the same broker they may consume or delete the queues; "
@@ -50,7 +51,7 @@ def bench_backend(broker: str, broker_url: str) -> Iterator[Backend]:
         "BENCH_TIMINGS_DIR": str(data_dir),
     }
     settings = load_settings(env)
-    backend = Backend(broker, env, settings, make_sessionmaker(make_engine(settings)))
+    backend = Backend(broker, env, settings, Database(settings).sessions)
     try:
         upgrade(settings)
         reset_broker(settings)

@@ -6,8 +6,8 @@ skipped and the summary says which and how to start them.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,23 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from jobs import service
-from jobs.relay.outbox import publish_due
-from jobs.relay.publisher import Publisher
-from tests.support import BACKENDS, HOW_TO_START, Backend, missing_services
-
-SKIPPED_BACKENDS: dict[str, list[str]] = {}
-
-
-def require_services(backend: str) -> None:
-    missing = missing_services(backend)
-    if not missing:
-        return
-    message = f"backend {backend!r} needs {', '.join(missing)}, which did not answer; {HOW_TO_START}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    SKIPPED_BACKENDS[backend] = missing
-    pytest.skip(message)
+from tests.services import HOW_TO_START, SKIPPED_BACKENDS, require_services
+from tests.support import BACKENDS, Backend, submit_and_publish
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -57,10 +42,7 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def wait_for_worker(backend: Backend) -> None:
-    with backend.sessions.begin() as session:
-        job = service.submit(session, backend.settings, service.Submission(type="echo", payload={}))
-    publish_due(backend.sessions, Publisher(backend.settings), job_ids=[job.id])
-    backend.wait_for_job(job.id, "succeeded", timeout=90)
+    backend.wait_for_job(submit_and_publish(backend, "echo", {}), "succeeded", timeout=90)
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +67,21 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     created = Backend.create("embedded", tmp_path_factory.mktemp("embedded-own"))
     yield created
     created.stop()
+
+
+@pytest.fixture
+def own_backend(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
+    """Makes backends of the test's own: ``own_backend("redis", CONVEYOR_X="1")`` is a migrated
+    database and an empty broker that no session worker consumes, with no processes yet. Each
+    is stopped (its processes, database and broker) after the test."""
+    made: list[Backend] = []
+
+    def make(name: str, **overrides: str) -> Backend:
+        require_services(name)
+        created = Backend.create(name, tmp_path / f"{name}-{len(made)}", overrides)
+        made.append(created)
+        return created
+
+    yield make
+    for created in made:
+        created.stop()

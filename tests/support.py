@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,38 +14,30 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobs import tokens
-from jobs.broker.queues import QUEUES, dead_letter_queue_name
-from jobs.db import make_engine, make_sessionmaker
+from jobs import service, tokens
+from jobs.broker.queues import QUEUES
+from jobs.db import Database
 from jobs.migrate import upgrade
 from jobs.models import Job
+from jobs.relay.outbox import publish_due
+from jobs.relay.publisher import Publisher
 from jobs.settings import Settings, load_settings
+from tests.services import (
+    PG_ADMIN_URL,
+    REDIS_LOCK,
+    fresh_postgres_database,
+    private_redis_db,
+    private_vhost,
+    reset_broker,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("CONVEYOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-RABBITMQ_URL = os.environ.get("CONVEYOR_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = ("embedded", "rabbitmq", "redis")
-REDIS_LOCK = "conveyor-test-run"
-HOW_TO_START = "start PostgreSQL, RabbitMQ and Redis with `bash .ci/services.sh`"
 
 T = TypeVar("T")
-
-
-def answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def missing_services(backend: str) -> list[str]:
-    needed = {"embedded": [], "rabbitmq": ["postgresql", "rabbitmq"], "redis": ["postgresql", "redis"]}
-    ports = {"postgresql": 5432, "rabbitmq": 5672, "redis": 6379}
-    return [name for name in needed[backend] if not answers("127.0.0.1", ports[name])]
 
 
 def wait_until(check: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
@@ -59,83 +50,6 @@ def wait_until(check: Callable[[], T | None], timeout: float = 30.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}.")
         time.sleep(0.05)
-
-
-def fresh_postgres_database(name: str) -> str:
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-def end_connections(database_url: str) -> int:
-    """End every session on the database, as a restart would; waits until each has gone."""
-    name = database_url.rsplit("/", 1)[-1]
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        row = admin.execute(
-            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = %s",
-            (name,),
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def private_vhost(suffix: str) -> str:
-    """A RabbitMQ vhost of this backend's own, so concurrent test runs never share queues."""
-    vhost = f"conveyor_test_{suffix}"
-    for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
-        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-    return (
-        RABBITMQ_URL.split("//", 1)[0] + "//" + RABBITMQ_URL.split("//", 1)[1].split("/", 1)[0] + f"/{vhost}"
-    )
-
-
-def private_redis_db() -> str:
-    """A Redis database (1-11) no other test run holds, claimed with a lock key until stop()."""
-    import redis
-
-    base = REDIS_URL.rsplit("/", 1)[0]
-    for db in range(1, 12):
-        client = redis.Redis.from_url(f"{base}/{db}")
-        holder = client.get(REDIS_LOCK)
-        if holder is not None and process_alive(int(holder)):
-            continue
-        if client.set(REDIS_LOCK, str(os.getpid()), ex=7200, **({"xx": True} if holder else {"nx": True})):
-            return f"{base}/{db}"
-    raise RuntimeError("Every test Redis database (1-11) is held by another run.")
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def reset_broker(settings: Settings) -> None:
-    """Delete Conveyor's queues (so they are declared anew) or flush the test Redis database."""
-    if settings.broker_url.startswith("redis"):
-        import redis
-
-        client = redis.Redis.from_url(settings.broker_url)
-        owner = client.get(REDIS_LOCK)
-        client.flushdb()
-        if owner is not None:
-            client.set(REDIS_LOCK, owner, ex=7200)
-        return
-    if not settings.broker_url.startswith("amqp"):
-        return
-    from kombu import Connection
-
-    with Connection(settings.broker_url) as connection:
-        for name in (*QUEUES, *(dead_letter_queue_name(q) for q in QUEUES)):
-            channel = connection.channel()
-            try:
-                channel.queue_delete(name)
-            finally:
-                channel.close()
 
 
 @dataclass
@@ -164,7 +78,7 @@ class Backend:
         settings = load_settings(env)
         upgrade(settings)
         reset_broker(settings)
-        return cls(name, env, settings, make_sessionmaker(make_engine(settings)))
+        return cls(name, env, settings, Database(settings).sessions)
 
     def process_env(self, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
@@ -183,12 +97,14 @@ class Backend:
         self.processes.append(process)
         return process
 
-    def start_worker(self, concurrency: int = 2, name: str | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, concurrency: int = 2, name: str | None = None, **extra_env: str
+    ) -> subprocess.Popen[bytes]:
         hostname = name or f"test-{uuid.uuid4().hex[:6]}@%h"
         return self.spawn(
             "-m", "celery", "-A", "workers.app", "worker", "-l", "INFO",
             "-Q", ",".join(QUEUES), "-c", str(concurrency), "-n", hostname,
-            "--without-mingle", "--without-gossip",
+            "--without-mingle", "--without-gossip", **extra_env,
         )  # fmt: skip
 
     def start_relay(self, **extra_env: str) -> subprocess.Popen[bytes]:
@@ -248,3 +164,35 @@ def child_pids(pid: int) -> list[int]:
 
 def auth(token: str, **headers: str) -> dict[str, Any]:
     return {"Authorization": f"Bearer {token}", **headers}
+
+
+def submit(client: FlaskClient, token: str, job_type: str, payload: dict[str, Any], **extra: Any) -> str:
+    """Submit a job over HTTP as a service would; returns its id once the API accepted it."""
+    response = client.post(
+        "/v1/jobs", json={"type": job_type, "payload": payload, **extra}, headers=auth(token)
+    )
+    assert response.status_code == 202, response.get_json()
+    assert response.headers["Location"] == f"/v1/jobs/{response.get_json()['id']}"
+    return str(response.get_json()["id"])
+
+
+def submit_and_publish(backend: Backend, job_type: str, payload: dict[str, Any], **extra: Any) -> str:
+    """Row first, commit, then publish, as the relay would, for tests that run no relay."""
+    with backend.sessions.begin() as session:
+        job = service.submit(session, backend.settings, service.Submission(job_type, payload, **extra))
+    assert publish_due(backend.sessions, Publisher(backend.settings), job_ids=[job.id]) == 1
+    return str(job.id)
+
+
+def conveyor(backend: Backend, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``conveyor`` command as an operator would, with no terminal on its input."""
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cli", *args],
+        cwd=ROOT,
+        env=backend.process_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

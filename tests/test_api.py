@@ -23,8 +23,8 @@ from jobs import idempotency, tokens
 from jobs.catalogue import JOB_TYPES
 from jobs.models import Job
 from jobs.settings import load_settings
-from tests.conftest import require_services
-from tests.support import Backend, auth, end_connections, fresh_postgres_database
+from tests.services import end_connections, fresh_postgres_database, require_services
+from tests.support import Backend, auth, submit
 
 FAR_FUTURE = (datetime.now(UTC) + timedelta(days=365)).isoformat()
 
@@ -39,9 +39,8 @@ def post_job(client: FlaskClient, token: str, body: Any, **headers: str) -> Test
 
 
 def submitted(client: FlaskClient, token: str, body: dict[str, Any]) -> str:
-    response = post_job(client, token, body)
-    assert response.status_code == 202, response.get_json()
-    return str(response.get_json()["id"])
+    extra = {k: v for k, v in body.items() if k not in ("type", "payload")}
+    return submit(client, token, body["type"], body["payload"], **extra)
 
 
 def jobs_with_correlation(backend: Backend, correlation_id: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -17,19 +16,8 @@ import pytest
 import requests
 
 from api import create_app
-from tests.support import ROOT, Backend, auth, stop_process, wait_until
-
-
-def conveyor(backend: Backend, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
-        cwd=ROOT,
-        env=backend.process_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.services import free_port
+from tests.support import ROOT, Backend, auth, conveyor, stop_process, wait_until
 
 
 def assert_fails_clearly(done: subprocess.CompletedProcess[str], message: str) -> None:
@@ -83,7 +71,7 @@ def test_submit_and_wait_exits_one_when_the_job_fails(embedded: Backend) -> None
 
     assert done.returncode == 1, done.stderr
     job = json.loads(done.stdout)
-    assert job["state"] in {"failed", "dead"}
+    assert job["state"] == "dead"
     assert job["error"]["type"] == "PermanentError"
 
 
@@ -114,12 +102,6 @@ def test_jobs_list_and_show_find_submitted_jobs(embedded: Backend) -> None:
     assert {job["id"] for job in json.loads(listed.stdout)} == set(ids)
     assert json.loads(shown.stdout)["id"] == ids[0]
     assert json.loads(shown.stdout)["payload"] == {"n": 1}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

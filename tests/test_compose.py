@@ -48,7 +48,7 @@ def test_every_service_waited_on_as_healthy_has_a_healthcheck(services: dict) ->
 
 
 def test_every_app_service_runs_a_conveyor_command(app_services: dict) -> None:
-    from jobs.cli import main
+    from jobs.cli.main import main
 
     assert set(app_services) >= {"migrate", "api", "worker", "beat", "relay", "flower"}
     for name, spec in app_services.items():

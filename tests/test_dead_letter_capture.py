@@ -6,9 +6,8 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,15 +16,13 @@ import redis
 from kombu import Connection
 from sqlalchemy import ColumnElement, select
 
-from jobs import dead_letters, service
+from jobs import dead_letters, messages
 from jobs.broker.config import transport_options
-from jobs.broker.queues import QUEUES, dead_letter_queue_name, work_queues
+from jobs.broker.queues import dead_letter_queue_name, work_queues
 from jobs.messages import decode_body
 from jobs.models import DeadLetter, DeadLetterState, utcnow
-from jobs.relay.outbox import publish_due
-from jobs.relay.publisher import Publisher
-from tests.conftest import require_services
-from tests.support import PG_ADMIN_URL, REDIS_URL, Backend, wait_until
+from tests.services import PG_ADMIN_URL, REDIS_URL
+from tests.support import Backend, submit_and_publish, wait_until
 from tests.tcp_proxy import TcpProxy
 
 ALL_BACKENDS = ("embedded", "rabbitmq", "redis")
@@ -37,16 +34,8 @@ EMPTY_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None
 INDEXER_RETRY_S = 0.5
 
 
-def submit(backend: Backend, job_type: str, payload: dict[str, Any], **extra: Any) -> str:
-    """Row first, commit, then publish, as the relay would."""
-    with backend.sessions.begin() as session:
-        job = service.submit(session, backend.settings, service.Submission(job_type, payload, **extra))
-    publish_due(backend.sessions, Publisher(backend.settings), job_ids=[job.id])
-    return str(job.id)
-
-
 def echo_succeeds(backend: Backend) -> None:
-    job_id = submit(backend, "echo", {"still": "serving"})
+    job_id = submit_and_publish(backend, "echo", {"still": "serving"})
     assert backend.wait_for_job(job_id, "succeeded", timeout=90).result == {"still": "serving"}
 
 
@@ -111,7 +100,7 @@ def assert_kept_whole(letter: DeadLetter, headers: dict[str, Any], body: bytes) 
     """The stored message is the one sent, byte for byte, plus the failure headers."""
     stored = letter.message
     assert decode_body(stored) == body
-    assert dead_letters.original_message(stored)["headers"] == headers
+    assert messages.original_message(stored)["headers"] == headers
     failure = {k: v for k, v in stored["headers"].items() if k.startswith("x-conveyor-")}
     assert failure["x-conveyor-reason"] == letter.reason
     assert failure["x-conveyor-error-type"] == letter.error_type
@@ -148,17 +137,12 @@ def dedicated_overrides(name: str, **settings: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def time_limited(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def time_limited(request: pytest.FixtureRequest, own_backend: Callable[..., Backend]) -> Backend:
     """A backend of its own whose jobs may run 3 s, with a worker and a relay."""
-    require_services(request.param)
-    overrides = dedicated_overrides(request.param, CONVEYOR_TASK_TIME_LIMIT_S="3")
-    created = Backend.create(request.param, tmp_path, overrides)
-    try:
-        created.start_worker(concurrency=1)
-        created.start_relay()
-        yield created
-    finally:
-        created.stop()
+    created = own_backend(request.param, **dedicated_overrides(request.param, CONVEYOR_TASK_TIME_LIMIT_S="3"))
+    created.start_worker(concurrency=1)
+    created.start_relay()
+    return created
 
 
 @pytest.mark.parametrize("time_limited", ALL_BACKENDS, indirect=True)
@@ -169,7 +153,7 @@ def test_job_past_its_hard_time_limit_is_dead_lettered_and_the_worker_keeps_serv
     echo_succeeds(backend)
     since = utcnow()
 
-    job_id = submit(backend, "sleep", {"ms": 20000})
+    job_id = submit_and_publish(backend, "sleep", {"ms": 20000})
 
     letter = dead_letter_of_job(backend, job_id, timeout=30)
     job = backend.wait_for_job(job_id, "dead", timeout=30)
@@ -304,19 +288,15 @@ def through(proxy: TcpProxy, database_url: str) -> str:
 
 
 @pytest.fixture
-def database_proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Backend, TcpProxy]]:
+def database_proxied(
+    request: pytest.FixtureRequest, own_backend: Callable[..., Backend]
+) -> Iterator[tuple[Backend, TcpProxy]]:
     """A backend of its own whose worker and relay reach PostgreSQL through a closeable proxy."""
-    require_services(request.param)
+    created = own_backend(request.param, **dedicated_overrides(request.param))
     proxy = TcpProxy(urlsplit(PG_ADMIN_URL).port or 5432)
-    created = Backend.create(request.param, tmp_path, dedicated_overrides(request.param))
     try:
         proxied_url = through(proxy, created.settings.database_url)
-        created.spawn(
-            "-m", "celery", "-A", "workers.app", "worker", "-l", "INFO",
-            "-Q", ",".join(QUEUES), "-c", "1", "-n", f"test-{uuid.uuid4().hex[:6]}@%h",
-            "--without-mingle", "--without-gossip",
-            CONVEYOR_DATABASE_URL=proxied_url,
-        )  # fmt: skip
+        created.start_worker(concurrency=1, CONVEYOR_DATABASE_URL=proxied_url)
         created.start_relay(CONVEYOR_DATABASE_URL=proxied_url)
         yield created, proxy
     finally:
@@ -340,7 +320,7 @@ def test_job_failing_while_postgresql_is_down_is_kept_by_the_broker_and_indexed_
 ) -> None:
     backend, proxy = database_proxied
     echo_succeeds(backend)
-    job_id = submit(backend, "fail", {"permanent": True, "sleep_ms": 3000, "message": "no good"})
+    job_id = submit_and_publish(backend, "fail", {"permanent": True, "sleep_ms": 3000, "message": "no good"})
     backend.wait_for_job(job_id, "running", timeout=30)
     closed = time.monotonic()
     proxy.close()

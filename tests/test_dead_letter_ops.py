@@ -9,7 +9,6 @@ from __future__ import annotations
 import getpass
 import json
 import subprocess
-import sys
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy import update
 
 from jobs import dead_letters, tokens
 from jobs.models import DeadLetter, utcnow
-from tests.support import ROOT, Backend, auth, wait_until
+from tests.support import Backend, auth, conveyor, submit, wait_until
 
 LETTER_FIELDS = {
     "id", "job_id", "type", "queue", "task_name", "error_type", "error", "traceback", "attempts",
@@ -37,11 +36,8 @@ def marker() -> str:
     return f"broken-{uuid.uuid4().hex}"
 
 
-def submit(client: FlaskClient, token: str, payload: dict[str, Any], max_attempts: int = 1) -> str:
-    body = {"type": "fail", "payload": payload, "max_attempts": max_attempts}
-    response = client.post("/v1/jobs", json=body, headers=auth(token))
-    assert response.status_code == 202, response.get_json()
-    return str(response.get_json()["id"])
+def submit_failing(client: FlaskClient, token: str, payload: dict[str, Any], max_attempts: int = 1) -> str:
+    return submit(client, token, "fail", payload, max_attempts=max_attempts)
 
 
 def dead_letter_of(backend: Backend, job_id: str, *, besides: str | None = None) -> str:
@@ -60,7 +56,7 @@ def dead_letter_of(backend: Backend, job_id: str, *, besides: str | None = None)
 
 def kill(backend: Backend, client: FlaskClient, writer: str, message: str) -> tuple[str, str]:
     """Submit a job that fails permanently; returns its job id and dead letter id."""
-    job_id = submit(client, writer, {"permanent": True, "message": message})
+    job_id = submit_failing(client, writer, {"permanent": True, "message": message})
     return job_id, dead_letter_of(backend, job_id)
 
 
@@ -68,7 +64,7 @@ def exhaust(
     backend: Backend, client: FlaskClient, writer: str, message: str, times: int = 1
 ) -> tuple[str, str]:
     """Submit a job that fails ``times`` and may run once: it dies retries-exhausted."""
-    job_id = submit(client, writer, {"times": times, "message": message})
+    job_id = submit_failing(client, writer, {"times": times, "message": message})
     return job_id, dead_letter_of(backend, job_id)
 
 
@@ -219,7 +215,7 @@ def test_requeue_with_a_corrected_payload_runs_the_same_job_to_success(
     )
 
     assert response.status_code == 200, response.get_json()
-    done = backend.wait_for_job(job_id, "succeeded", "dead", "failed")
+    done = backend.wait_for_job(job_id, "succeeded", "dead")
     assert done.state == "succeeded" and done.result == {"failed_times": 0}
     ran = job(client, writer, job_id)
     assert ran["attempts"] == 1
@@ -458,17 +454,8 @@ def test_a_cursor_not_from_a_previous_page_is_a_bad_request(
 # The CLI
 
 
-def conveyor(backend: Backend, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "dead-letters", *args],
-        cwd=ROOT,
-        env=backend.process_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def dead_letters_cli(backend: Backend, *args: str) -> subprocess.CompletedProcess[str]:
+    return conveyor(backend, "dead-letters", *args)
 
 
 def succeeds(done: subprocess.CompletedProcess[str]) -> str:
@@ -488,8 +475,8 @@ def test_cli_lists_dead_letters_as_a_table_and_as_json(
     text = marker()
     job_id, letter_id = kill(backend, client, writer, text)
 
-    table = succeeds(conveyor(backend, "list", "--error", text))
-    as_json = json.loads(succeeds(conveyor(backend, "list", "--error", text, "--json")))
+    table = succeeds(dead_letters_cli(backend, "list", "--error", text))
+    as_json = json.loads(succeeds(dead_letters_cli(backend, "list", "--error", text, "--json")))
 
     header, *rows = table.splitlines()
     assert header.split()[:3] == ["ID", "QUEUE", "TYPE"]
@@ -504,8 +491,8 @@ def test_cli_shows_one_dead_letter_and_the_stats_as_json(
     text = marker()
     _, letter_id = kill(backend, client, writer, text)
 
-    shown = json.loads(succeeds(conveyor(backend, "show", letter_id)))
-    stats = json.loads(succeeds(conveyor(backend, "stats", "--json")))
+    shown = json.loads(succeeds(dead_letters_cli(backend, "show", letter_id)))
+    stats = json.loads(succeeds(dead_letters_cli(backend, "stats", "--json")))
 
     assert shown["id"] == letter_id and shown["error"] == text
     assert shown["message"]["headers"]["id"] == f"{shown['job_id']}.1"
@@ -518,7 +505,7 @@ def test_cli_requeues_one_dead_letter_with_a_corrected_payload_as_the_cli_user(
 ) -> None:
     job_id, letter_id = exhaust(backend, client, writer, marker(), times=5)
 
-    done = conveyor(backend, "requeue", letter_id, "--payload", '{"times": 0}', "--reason", "x")
+    done = dead_letters_cli(backend, "requeue", letter_id, "--payload", '{"times": 0}', "--reason", "x")
 
     assert "Requeued 1" in succeeds(done) + done.stderr
     assert backend.wait_for_job(job_id, "succeeded", "dead").state == "succeeded"
@@ -532,7 +519,7 @@ def test_cli_bulk_requeue_dry_run_prints_the_count_and_changes_nothing(
     text = marker()
     made = {exhaust(backend, client, writer, text)[1] for _ in range(2)}
 
-    done = conveyor(backend, "requeue", "--error", text, "--dry-run")
+    done = dead_letters_cli(backend, "requeue", "--error", text, "--dry-run")
 
     succeeds(done)
     assert "2 dead letters match" in done.stderr
@@ -545,7 +532,7 @@ def test_cli_bulk_requeue_without_yes_and_no_terminal_refuses(
     text = marker()
     _, letter_id = exhaust(backend, client, writer, text)
 
-    fails_clearly(conveyor(backend, "requeue", "--error", text), "--yes")
+    fails_clearly(dead_letters_cli(backend, "requeue", "--error", text), "--yes")
 
     assert letter(client, ops, letter_id)["state"] == "dead"
 
@@ -556,7 +543,7 @@ def test_cli_bulk_requeue_with_yes_requeues_every_match(
     text = marker()
     made = dict(exhaust(backend, client, writer, text) for _ in range(2))
 
-    done = conveyor(backend, "requeue", "--error", text, "--yes", "--reason", "bulk")
+    done = dead_letters_cli(backend, "requeue", "--error", text, "--yes", "--reason", "bulk")
 
     assert "Requeued 2" in succeeds(done) + done.stderr
     for job_id, letter_id in made.items():
@@ -569,7 +556,7 @@ def test_cli_bulk_requeue_with_yes_requeues_every_match(
 def test_cli_purges_a_dead_letter_by_id(backend: Backend, client: FlaskClient, writer: str, ops: str) -> None:
     _, letter_id = kill(backend, client, writer, marker())
 
-    done = conveyor(backend, "purge", letter_id, "--yes", "--reason", "r")
+    done = dead_letters_cli(backend, "purge", letter_id, "--yes", "--reason", "r")
 
     assert "Purged 1" in succeeds(done) + done.stderr
     purged = letter(client, ops, letter_id)
@@ -580,8 +567,8 @@ def test_cli_purges_a_dead_letter_by_id(backend: Backend, client: FlaskClient, w
 
 
 def test_cli_purge_without_ids_or_expired_fails_clearly(backend: Backend) -> None:
-    fails_clearly(conveyor(backend, "purge", "--yes"), "--expired")
+    fails_clearly(dead_letters_cli(backend, "purge", "--yes"), "--expired")
 
 
 def test_cli_show_of_a_non_uuid_fails_clearly(backend: Backend) -> None:
-    fails_clearly(conveyor(backend, "show", "not-a-uuid"), "not-a-uuid")
+    fails_clearly(dead_letters_cli(backend, "show", "not-a-uuid"), "not-a-uuid")

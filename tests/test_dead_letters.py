@@ -7,15 +7,7 @@ import uuid
 from flask.testing import FlaskClient
 
 from jobs.models import DeadLetter
-from tests.support import Backend, auth, wait_until
-
-
-def submit(client: FlaskClient, token: str, job_type: str, payload: dict, **extra: object) -> str:
-    response = client.post(
-        "/v1/jobs", json={"type": job_type, "payload": payload, **extra}, headers=auth(token)
-    )
-    assert response.status_code == 202, response.get_json()
-    return str(response.get_json()["id"])
+from tests.support import Backend, submit, wait_until
 
 
 def dead_letter_of(backend: Backend, job_id: str) -> DeadLetter:

@@ -6,9 +6,8 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,10 +17,9 @@ from sqlalchemy import func, select
 from api import create_app
 from jobs.models import OutboxMessage
 from jobs.settings import load_settings
-from tests.conftest import require_services
-from tests.support import Backend, auth, child_pids, end_connections, wait_until
+from tests.services import end_connections
+from tests.support import Backend, auth, child_pids, submit, wait_until
 from tests.tcp_proxy import TcpProxy
-from tests.test_lifecycle import submit
 
 DEFAULT_PORTS = {"amqp": 5672, "redis": 6379}
 
@@ -65,20 +63,11 @@ def test_cancelling_a_running_job_stops_it_well_before_it_would_finish(
     assert job.result is None
 
 
-@pytest.fixture
-def dedicated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """A backend with its own database and broker (see Backend.create), and no processes yet.
-
-    The session worker never sees its queues, so the job runs on the worker the test controls.
-    """
-    require_services(request.param)
-    created = Backend.create(request.param, tmp_path)
-    yield created
-    created.stop()
-
-
-@pytest.mark.parametrize("dedicated", ["embedded", "rabbitmq", "redis"], indirect=True)
-def test_job_runs_again_and_succeeds_once_when_its_worker_process_is_killed(dedicated: Backend) -> None:
+@pytest.mark.parametrize("name", ["embedded", "rabbitmq", "redis"])
+def test_job_runs_again_and_succeeds_once_when_its_worker_process_is_killed(
+    own_backend: Callable[..., Backend], name: str
+) -> None:
+    dedicated = own_backend(name)
     worker = dedicated.start_worker(concurrency=1)
     dedicated.start_relay()
     client = create_app(dedicated.settings).test_client()
@@ -89,16 +78,17 @@ def test_job_runs_again_and_succeeds_once_when_its_worker_process_is_killed(dedi
 
     os.kill(pool[0], signal.SIGKILL)
 
-    job = dedicated.wait_for_job(job_id, "succeeded", "failed", "cancelled", timeout=60)
+    job = dedicated.wait_for_job(job_id, "succeeded", "dead", "cancelled", timeout=60)
     assert job.state == "succeeded"
     assert job.result == {"slept_ms": 3000}
     assert job.attempts == 2
 
 
-@pytest.mark.parametrize("dedicated", ["rabbitmq", "redis"], indirect=True)
+@pytest.mark.parametrize("name", ["rabbitmq", "redis"])
 def test_workers_reconnect_without_requeueing_after_the_database_ended_their_connections(
-    dedicated: Backend,
+    own_backend: Callable[..., Backend], name: str
 ) -> None:
+    dedicated = own_backend(name)
     dedicated.start_worker()
     dedicated.start_relay()
     client = create_app(dedicated.settings).test_client()
@@ -110,7 +100,7 @@ def test_workers_reconnect_without_requeueing_after_the_database_ended_their_con
     jobs = [submit(client, token, "echo", {"n": n}) for n in range(4)]
 
     for job_id in jobs:
-        assert dedicated.wait_for_job(job_id, "succeeded", "failed", timeout=60).state == "succeeded"
+        assert dedicated.wait_for_job(job_id, "succeeded", "dead", timeout=60).state == "succeeded"
     logs = "".join(path.read_text() for path in dedicated.settings.data_dir.glob("*.log"))
     assert "Database unavailable" not in logs
 
@@ -125,10 +115,11 @@ def through_proxy(backend: Backend, proxy: TcpProxy) -> Backend:
 
 
 @pytest.fixture
-def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Backend, TcpProxy]]:
+def proxied(
+    request: pytest.FixtureRequest, own_backend: Callable[..., Backend]
+) -> Iterator[tuple[Backend, TcpProxy]]:
     """A backend whose broker is reached through a proxy the test can close."""
-    require_services(request.param)
-    created = Backend.create(request.param, tmp_path)
+    created = own_backend(request.param)
     url = urlsplit(created.settings.broker_url)
     proxy = TcpProxy(url.port or DEFAULT_PORTS[url.scheme])
     backend = through_proxy(created, proxy)
@@ -159,7 +150,7 @@ def test_job_submitted_while_the_broker_is_down_is_accepted_and_runs_once_it_is_
     assert waiting_messages(backend, job_id) == 1
     proxy.open()
 
-    job = backend.wait_for_job(job_id, "succeeded", "failed", timeout=90)
+    job = backend.wait_for_job(job_id, "succeeded", "dead", timeout=90)
     assert job.state == "succeeded"
     assert job.result == {"while": "down"}
     assert job.attempts == 1

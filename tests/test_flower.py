@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,16 +10,10 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from tests.support import Backend, stop_process, wait_until
-from tests.test_lifecycle import submit
+from tests.services import free_port
+from tests.support import Backend, stop_process, submit, wait_until
 
 RESUBMIT_S = 5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.support import Backend, auth
-
-
-def submit(client: FlaskClient, token: str, job_type: str, payload: dict, **extra: object) -> str:
-    response = client.post(
-        "/v1/jobs", json={"type": job_type, "payload": payload, **extra}, headers=auth(token)
-    )
-    assert response.status_code == 202, response.get_json()
-    assert response.headers["Location"] == f"/v1/jobs/{response.get_json()['id']}"
-    return str(response.get_json()["id"])
+from tests.support import Backend, auth, submit
 
 
 def test_echo_job_succeeds_with_its_payload_as_result(
@@ -44,7 +35,7 @@ def test_job_is_retried_then_succeeds(backend: Backend, client: FlaskClient, wri
 def test_job_fails_when_retries_are_exhausted(backend: Backend, client: FlaskClient, writer: str) -> None:
     job_id = submit(client, writer, "fail", {"times": 10}, max_attempts=3)
 
-    job = backend.wait_for_job(job_id, "failed", "dead")
+    job = backend.wait_for_job(job_id, "dead")
 
     assert job.attempts == 3
     assert job.error_type == "RetryableError"

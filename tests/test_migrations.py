@@ -14,8 +14,7 @@ from jobs.db import make_engine
 from jobs.migrate import alembic_config, pending_migrations, upgrade
 from jobs.models import Base
 from jobs.settings import Settings, load_settings
-from tests.conftest import require_services
-from tests.support import fresh_postgres_database
+from tests.services import fresh_postgres_database, require_services
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

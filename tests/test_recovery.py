@@ -3,59 +3,47 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 from jobs import service
 from jobs.broker.config import transport_options
 from jobs.models import JobState, utcnow
-from jobs.relay.outbox import publish_due
-from jobs.relay.publisher import Publisher
-from tests.support import Backend
+from tests.support import Backend, submit_and_publish
 
 
-def submit_and_publish(backend: Backend, job_type: str, payload: dict) -> str:
+def test_a_waiting_job_whose_message_was_lost_is_sent_again(own_backend: Callable[..., Backend]) -> None:
+    backend = own_backend("embedded", CONVEYOR_REPUBLISH_AFTER_S="2")
+    job_id = submit_and_publish(backend, "echo", {"n": 1})
+    folder = Path(transport_options(backend.settings)["data_folder_in"])
+    lost = list(folder.glob("*.default.msg"))
+    assert len(lost) == 1
+    lost[0].unlink()
+
+    backend.start_worker()
+    backend.start_relay()
+    job = backend.wait_for_job(job_id, "succeeded", timeout=60)
+
+    assert job.dispatch == 2
+    assert job.attempts == 1
+
+
+def test_a_running_job_whose_worker_vanished_is_sent_again_after_its_lease(
+    own_backend: Callable[..., Backend],
+) -> None:
+    backend = own_backend("embedded")
+    job_id = submit_and_publish(backend, "echo", {"n": 2})
+    for path in Path(transport_options(backend.settings)["data_folder_in"]).glob("*.msg"):
+        path.unlink()
     with backend.sessions.begin() as session:
-        job = service.submit(session, backend.settings, service.Submission(type=job_type, payload=payload))
-    assert publish_due(backend.sessions, Publisher(backend.settings), job_ids=[job.id]) == 1
-    return str(job.id)
+        job = service.get(session, uuid.UUID(job_id), for_update=True)
+        job.state, job.attempts, job.deliveries = JobState.RUNNING, 1, 1
+        job.lease_expires_at = utcnow() - timedelta(seconds=1)
 
+    backend.start_worker()
+    backend.start_relay()
+    job = backend.wait_for_job(job_id, "succeeded", timeout=60)
 
-def test_a_waiting_job_whose_message_was_lost_is_sent_again(tmp_path: Path) -> None:
-    backend = Backend.create("embedded", tmp_path, {"CONVEYOR_REPUBLISH_AFTER_S": "2"})
-    try:
-        job_id = submit_and_publish(backend, "echo", {"n": 1})
-        folder = Path(transport_options(backend.settings)["data_folder_in"])
-        lost = list(folder.glob("*.default.msg"))
-        assert len(lost) == 1
-        lost[0].unlink()
-
-        backend.start_worker()
-        backend.start_relay()
-        job = backend.wait_for_job(job_id, "succeeded", timeout=60)
-
-        assert job.dispatch == 2
-        assert job.attempts == 1
-    finally:
-        backend.stop()
-
-
-def test_a_running_job_whose_worker_vanished_is_sent_again_after_its_lease(tmp_path: Path) -> None:
-    backend = Backend.create("embedded", tmp_path)
-    try:
-        job_id = submit_and_publish(backend, "echo", {"n": 2})
-        for path in Path(transport_options(backend.settings)["data_folder_in"]).glob("*.msg"):
-            path.unlink()
-        with backend.sessions.begin() as session:
-            job = service.get(session, uuid.UUID(job_id), for_update=True)
-            job.state, job.attempts, job.deliveries = JobState.RUNNING, 1, 1
-            job.lease_expires_at = utcnow() - timedelta(seconds=1)
-
-        backend.start_worker()
-        backend.start_relay()
-        job = backend.wait_for_job(job_id, "succeeded", timeout=60)
-
-        assert job.dispatch == 2
-        assert (job.attempts, job.deliveries) == (2, 2)  # the lost delivery counts toward the limit
-    finally:
-        backend.stop()
+    assert job.dispatch == 2
+    assert (job.attempts, job.deliveries) == (2, 2)  # the lost delivery counts toward the limit

@@ -9,8 +9,7 @@ from kombu import Exchange, Producer, Queue
 from jobs.broker.config import connection
 from jobs.broker.redis import Channel
 from jobs.settings import load_settings
-from tests.conftest import require_services
-from tests.support import REDIS_URL
+from tests.services import REDIS_URL, require_services
 
 
 def test_a_redis_channel_reuses_one_client_until_its_pool_is_replaced() -> None:

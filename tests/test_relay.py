@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
 
 from jobs import service
-from tests.conftest import require_services
 from tests.support import Backend, wait_until
 
 NEVER_MS = "600000"  # a poll interval the test would not outlive
 
 
 @pytest.fixture(params=["rabbitmq", "redis"])
-def polling_rarely(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def polling_rarely(request: pytest.FixtureRequest, own_backend: Callable[..., Backend]) -> Backend:
     """A PostgreSQL backend whose relay polls only every ten minutes, once it is listening."""
-    require_services(request.param)
-    backend = Backend.create(request.param, tmp_path, {"CONVEYOR_RELAY_INTERVAL_MS": NEVER_MS})
-    try:
-        backend.start_relay()
-        wait_until(lambda: relay_is_listening(backend), 30, "the relay to listen for outbox notices")
-        yield backend
-    finally:
-        backend.stop()
+    backend = own_backend(request.param, CONVEYOR_RELAY_INTERVAL_MS=NEVER_MS)
+    backend.start_relay()
+    wait_until(lambda: relay_is_listening(backend), 30, "the relay to listen for outbox notices")
+    return backend
 
 
 def relay_is_listening(backend: Backend) -> bool:

@@ -17,7 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from jobs import service
+from jobs.catalogue import validate_payload
 from jobs.db import Database, closed_by_server
+from jobs.errors import InvalidJobError, JobNotFoundError
 from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
 from tasks import Handler
@@ -100,12 +102,12 @@ class JobTask(Task):
             report=lambda p, m: self._report(jid, p, m),
         )
         try:
-            loaded = service.validate_payload(self.job_type, claim.payload)
+            loaded = validate_payload(self.job_type, claim.payload)
             result = self.handler(loaded, ctx)
         except JobCancelledError:
             self._record(jid, lambda s: service.mark_cancelled(s, service.get(s, jid, for_update=True)))
             log.info("Job %s was cancelled while running.", jid)
-        except (PermanentError, service.InvalidJobError) as exc:
+        except (PermanentError, InvalidJobError) as exc:
             self._fail(jid, claim, exc, retryable=False)
         except RetryableError as exc:
             self._fail(jid, claim, exc, retryable=True, delay_ms=exc.delay_ms)
@@ -138,7 +140,7 @@ class JobTask(Task):
                     if claim is None:
                         self._dead_letter_again_if_lost(session, job_id, dispatch)
                         return None
-        except service.JobNotFoundError as exc:
+        except JobNotFoundError as exc:
             raise DeadLettered(failure_info("job_not_found", exc, job_id=job_id)) from None
         except SQLAlchemyError as exc:
             self._requeue_while_database_is_down(job_id, exc)

@@ -18,12 +18,11 @@ class JobState(enum.StrEnum):
     RUNNING = "running"
     RETRYING = "retrying"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"
     DEAD = "dead"
     CANCELLED = "cancelled"
 
 
-FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
+FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED})
 
 
 SHOWN_COLUMNS = (

@@ -44,12 +44,7 @@ def failure_from_message(message: Message, dead_queue: str) -> dead_letters.Fail
         "exchange": death.get("exchange", queue) if death else queue,
         "routing_key": (death.get("routing-keys") or [queue])[0] if death else queue,
     }
-    if ours.get("reason"):
-        reason, error_type, error = ours["reason"], ours.get("error-type", "Error"), ours.get("error", "")
-    else:
-        count = headers.get("x-delivery-count") or _first_death(headers).get("count", "?")
-        reason, error_type = "delivery_limit", "DeliveryLimitExceeded"
-        error = f"The broker dead-lettered the message after {count} deliveries: its worker kept dying."
+    reason, error_type, error = _why(ours, headers)
     return dead_letters.Failure(
         message_id=_message_id(message, headers),
         queue=queue,
@@ -74,6 +69,15 @@ def failure_from_message(message: Message, dead_queue: str) -> dead_letters.Fail
         first_failed_at=_time(ours.get("first-failed-at")),
         last_failed_at=_time(ours.get("failed-at")) or _time(_first_death(headers).get("time")),
     )
+
+
+def _why(ours: dict[str, Any], headers: dict[str, Any]) -> tuple[str, str, str]:
+    """Our worker's reason, or else the broker's: a message past RabbitMQ's delivery limit."""
+    if ours.get("reason"):
+        return ours["reason"], ours.get("error-type", "Error"), ours.get("error", "")
+    count = headers.get("x-delivery-count") or _first_death(headers).get("count", "?")
+    error = f"The broker dead-lettered the message after {count} deliveries: its worker kept dying."
+    return "delivery_limit", "DeliveryLimitExceeded", error
 
 
 def _first_death(headers: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,60 @@
+"""The only writer of a job's state. The API, the CLI, the relay and the workers all call it.
+
+Every function takes an open session (or, for the hot single statements, a connection) and leaves
+committing to the caller, so that a state change and its outbox message are written in one
+transaction. The modules follow a job's life: ``submission``, ``claims``, ``transitions``; reads
+are in ``queries``. Callers use the names below.
+"""
+
+from jobs.service.claims import Claim, Delivery, mark_started, mark_succeeded, settle_claim
+from jobs.service.queries import (
+    get,
+    is_cancel_requested,
+    is_unpublished,
+    list_jobs,
+    lost_jobs,
+    unclaimed_jobs,
+)
+from jobs.service.submission import Submission, submit
+from jobs.service.transitions import (
+    CLAIMABLE,
+    RETRYABLE_BY_HAND,
+    backoff_ms,
+    cancel,
+    mark_cancelled,
+    mark_dead,
+    record_failure,
+    recover_lost,
+    report_progress,
+    requeue,
+    retry,
+    send_again,
+)
+
+__all__ = [
+    "CLAIMABLE",
+    "RETRYABLE_BY_HAND",
+    "Claim",
+    "Delivery",
+    "Submission",
+    "backoff_ms",
+    "cancel",
+    "get",
+    "is_cancel_requested",
+    "is_unpublished",
+    "list_jobs",
+    "lost_jobs",
+    "mark_cancelled",
+    "mark_dead",
+    "mark_started",
+    "mark_succeeded",
+    "record_failure",
+    "recover_lost",
+    "report_progress",
+    "requeue",
+    "retry",
+    "send_again",
+    "settle_claim",
+    "submit",
+    "unclaimed_jobs",
+]

@@ -1,0 +1,141 @@
+"""A worker's claim on a job, and its success: the two statements every job runs.
+
+A delivery claims the job only while its dispatch is current and the job is claimable; whatever a
+claim does not match is settled with the row locked.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, or_, update
+from sqlalchemy.orm import Session
+
+from jobs.db import HotStatement
+from jobs.models import JobState, utcnow
+from jobs.service.queries import get
+from jobs.service.submission import JOBS
+from jobs.service.transitions import CLAIMABLE, finish, mark_dead
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker needs from the job row it claimed."""
+
+    payload: dict[str, Any]
+    attempts: int
+    deliveries: int
+    max_attempts: int
+    first_failed_at: datetime | None
+    state: str
+    error_type: str | None
+    error_message: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> Claim:
+        return cls(*(getattr(row, field.name) for field in fields(cls)))
+
+
+# The two statements every job runs, built once: building them per call cost more CPU than
+# running them. Parameter names must not be column names, or SQLAlchemy adds them to the SET.
+_CLAIM = HotStatement(
+    update(JOBS)
+    .where(
+        JOBS.c.id == bindparam("p_id"),
+        JOBS.c.dispatch == bindparam("p_dispatch"),
+        # Not ``in_``: its expanding parameter re-renders the SQL on every execution.
+        or_(*(JOBS.c.state == state for state in sorted(CLAIMABLE))),
+        JOBS.c.cancel_requested.is_(False),
+        JOBS.c.deliveries < bindparam("p_delivery_limit"),
+    )
+    .values(
+        state=JobState.RUNNING,
+        attempts=JOBS.c.attempts + 1,
+        deliveries=JOBS.c.deliveries + 1,
+        started_at=bindparam("p_now"),
+        next_retry_at=None,
+        worker=bindparam("p_worker"),
+        lease_expires_at=bindparam("p_lease"),
+    )
+    .returning(*(JOBS.c[field.name] for field in fields(Claim)))
+)
+_SUCCEED = HotStatement(
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("p_id"), JOBS.c.state == JobState.RUNNING)
+    .values(
+        state=JobState.SUCCEEDED,
+        result=bindparam("p_result"),
+        error_type=None,
+        error_message=None,
+        progress=100,
+        finished_at=bindparam("p_now"),
+        next_retry_at=None,
+        lease_expires_at=None,
+    ),
+    json=("p_result",),
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A worker's copy of a job's message, and the terms on which it may claim the job."""
+
+    job_id: uuid.UUID
+    dispatch: int
+    worker: str
+    delivery_limit: int
+    lease: timedelta
+
+
+def mark_started(db: Session | Connection, delivery: Delivery) -> Claim | None:
+    """Claim the job for this delivery in one statement (``_CLAIM``, atomic on its own); None
+    when it matched nothing, and ``settle_claim`` then decides.
+
+    A job still ``running`` is claimed again: its worker died. Deliveries of one attempt are
+    counted, and past ``delivery_limit`` the job is not claimed; a retry or a requeue starts the
+    count again.
+    """
+    now = utcnow()
+    parameters = {
+        "p_id": delivery.job_id,
+        "p_dispatch": delivery.dispatch,
+        "p_delivery_limit": delivery.delivery_limit,
+        "p_now": now,
+        "p_worker": delivery.worker,
+        "p_lease": now + delivery.lease,
+    }
+    claimed = _CLAIM.run(db, parameters)
+    return Claim.of(claimed) if claimed is not None else None
+
+
+def settle_claim(session: Session, delivery: Delivery) -> Claim | None:
+    """After ``mark_started`` matched nothing, decide with the row locked: a stale message or a
+    finished job (None), a cancelled job (marked cancelled, None), one past its delivery limit
+    (marked dead and returned, for the caller to dead-letter), or, if it changed meanwhile,
+    claimed after all."""
+    job = get(session, delivery.job_id, for_update=True)
+    if job.dispatch != delivery.dispatch or job.state not in CLAIMABLE:
+        log.info(
+            "Skipping job %s: dispatch %d is stale or the job is %s.", job.id, delivery.dispatch, job.state
+        )
+        return None
+    if job.cancel_requested:
+        finish(job, JobState.CANCELLED)
+        return None
+    if job.deliveries < delivery.delivery_limit:
+        return mark_started(session, delivery)
+    job.deliveries += 1
+    died = job.deliveries - 1
+    mark_dead(job, "WorkerLostError", f"The job's worker died {died} times while running it.")
+    return Claim.of(job)
+
+
+def mark_succeeded(db: Session | Connection, job_id: uuid.UUID, result: Any) -> None:
+    """One Core statement (``_SUCCEED``): the hot path of every job."""
+    _SUCCEED.run(db, {"p_id": job_id, "p_result": result, "p_now": utcnow()})

@@ -1,0 +1,67 @@
+"""Reads of the job table, some locking the rows they return for the transition that follows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from jobs.errors import JobNotFoundError
+from jobs.models import Job, JobState, OutboxMessage, utcnow
+
+
+def is_unpublished(session: Session, job_id: uuid.UUID) -> bool:
+    """Whether the job's message is still waiting in the outbox for the relay."""
+    waiting = select(OutboxMessage.id).where(OutboxMessage.job_id == job_id)
+    return session.scalar(waiting.limit(1)) is not None
+
+
+def get(session: Session, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
+    job = session.get(Job, job_id, with_for_update=for_update)
+    if job is None:
+        raise JobNotFoundError(f"No job with id {job_id}.")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    limit: int,
+    *,
+    type: str | None = None,
+    state: str | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Job]:
+    """Newest first; ``before`` is the (created_at, id) of the last job of the previous page."""
+    statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if type is not None:
+        statement = statement.where(Job.type == type)
+    if state is not None:
+        statement = statement.where(Job.state == state)
+    if before is not None:
+        statement = statement.where(tuple_(Job.created_at, Job.id) < before)
+    return list(session.scalars(statement))
+
+
+def lost_jobs(session: Session, limit: int = 100) -> list[Job]:
+    """Running jobs past their lease: their worker died and the broker will not redeliver."""
+    statement = select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < utcnow())
+    return list(session.scalars(statement.limit(limit).with_for_update(skip_locked=True)))
+
+
+def unclaimed_jobs(session: Session, waited: timedelta, limit: int = 100) -> list[Job]:
+    """Published jobs no worker has claimed for ``waited``: their message may have been lost
+    (a Redis restart without persistence, a file-system broker whose worker died holding it)."""
+    pending = select(OutboxMessage.id).where(OutboxMessage.job_id == Job.id)
+    statement = select(Job).where(
+        Job.state.in_([JobState.QUEUED, JobState.RETRYING]),
+        Job.queued_at < utcnow() - waited,
+        ~pending.exists(),
+    )
+    return list(session.scalars(statement.limit(limit).with_for_update(skip_locked=True)))
+
+
+def is_cancel_requested(session: Session, job_id: uuid.UUID) -> bool:
+    job = session.get(Job, job_id, populate_existing=True)
+    return bool(job and job.cancel_requested)

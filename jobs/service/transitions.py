@@ -1,0 +1,134 @@
+"""A job's transitions after its claim: failure and retry, death, cancellation, requeue, resend."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from jobs import messages
+from jobs.errors import ConflictError
+from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
+from jobs.service.queries import get, is_cancel_requested
+from jobs.service.submission import enqueue
+from jobs.settings import Settings
+
+RETRYABLE_BY_HAND = frozenset({JobState.DEAD, JobState.CANCELLED})
+CLAIMABLE = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.RUNNING})
+
+
+def send_again(session: Session, job: Job) -> None:
+    """A new dispatch of a waiting job; a late copy of the old message is then skipped as stale."""
+    job.dispatch += 1
+    enqueue(session, job)
+
+
+def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
+    """Send a lost job again as a new dispatch (a stale copy is skipped), or give up on it."""
+    if job.deliveries >= delivery_limit:
+        mark_dead(
+            job, "WorkerLostError", f"The job's worker was lost {job.deliveries} times while running it."
+        )
+        return JobState.DEAD
+    job.state = JobState.RETRYING
+    job.lease_expires_at = None
+    send_again(session, job)
+    return JobState.RETRYING
+
+
+def mark_cancelled(session: Session, job: Job) -> None:
+    finish(job, JobState.CANCELLED)
+
+
+def record_failure(
+    session: Session,
+    settings: Settings,
+    job: Job,
+    error: BaseException,
+    *,
+    retryable: bool,
+    delay_ms: int | None = None,
+) -> JobState:
+    """Retry with backoff while attempts remain, else the job is dead; returns the new state."""
+    job.error_type = type(error).__name__
+    job.error_message = messages.clip_error(str(error))
+    job.first_failed_at = job.first_failed_at or utcnow()
+    if not retryable or job.attempts >= job.max_attempts:
+        mark_dead(job, job.error_type, job.error_message)
+        return JobState.DEAD
+    delay = delay_ms if delay_ms is not None else backoff_ms(settings, job.attempts)
+    job.state = JobState.RETRYING
+    job.dispatch += 1
+    job.deliveries = 0
+    job.next_retry_at = utcnow() + timedelta(milliseconds=delay)
+    enqueue(session, job, available_at=job.next_retry_at)
+    return JobState.RETRYING
+
+
+def mark_dead(job: Job, error_type: str, error: str) -> None:
+    """The job's message is (or is on its way to) a dead-letter queue."""
+    job.error_type, job.error_message = error_type, messages.clip_error(error)
+    job.first_failed_at = job.first_failed_at or utcnow()
+    finish(job, JobState.DEAD)
+
+
+def backoff_ms(settings: Settings, attempts: int) -> int:
+    """Exponential backoff with jitter: a random delay in [d/2, d], d doubling per attempt."""
+    ceiling = min(settings.retry_backoff_max_ms, settings.retry_backoff_ms * 2 ** (attempts - 1))
+    return random.randint(ceiling // 2, ceiling)
+
+
+def cancel(session: Session, job_id: uuid.UUID) -> Job:
+    """Cancel a waiting job at once; ask a running one to stop at its next check."""
+    job = get(session, job_id, for_update=True)
+    if job.state in FINISHED_STATES:
+        raise ConflictError(f"Job {job_id} is already {job.state}.")
+    if job.state == JobState.RUNNING:
+        job.cancel_requested = True
+    else:
+        finish(job, JobState.CANCELLED)
+        session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
+    return job
+
+
+def retry(session: Session, job_id: uuid.UUID) -> Job:
+    """Run a dead or cancelled job again from its first attempt."""
+    job = get(session, job_id, for_update=True)
+    if job.state not in RETRYABLE_BY_HAND:
+        raise ConflictError(f"Job {job_id} is {job.state}; only dead or cancelled jobs retry.")
+    requeue(session, job)
+    return job
+
+
+def requeue(session: Session, job: Job) -> None:
+    """Queue the job again as a new dispatch whose attempts start from zero."""
+    if job.state not in RETRYABLE_BY_HAND:
+        raise ConflictError(f"Job {job.id} is {job.state}; only dead or cancelled jobs requeue.")
+    job.state = JobState.QUEUED
+    job.attempts = job.deliveries = 0
+    job.dispatch += 1
+    job.cancel_requested = False
+    job.result = job.error_type = job.error_message = None
+    job.started_at = job.finished_at = job.next_retry_at = job.first_failed_at = None
+    job.lease_expires_at = job.requeued_from = None
+    job.progress, job.progress_message = 0, None
+    enqueue(session, job)
+
+
+def report_progress(session: Session, job_id: uuid.UUID, percent: int, message: str | None) -> bool:
+    """Record progress; returns whether cancellation was asked for, for cooperative tasks."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING)
+        .values(progress=max(0, min(100, percent)), progress_message=(message or "")[:200] or None)
+    )
+    return is_cancel_requested(session, job_id)
+
+
+def finish(job: Job, state: JobState) -> None:
+    job.state = state
+    job.finished_at = utcnow()
+    job.next_retry_at = job.lease_expires_at = None
