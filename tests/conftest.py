@@ -61,6 +61,12 @@ def writer(backend: Backend) -> str:
     return backend.token("jobs:write", "jobs:read")
 
 
+@pytest.fixture(scope="session")
+def ops(backend: Backend) -> str:
+    """A token with the scope operators have."""
+    return backend.token("ops")
+
+
 @pytest.fixture
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     """The embedded backend with no worker, for tests that start their own processes."""

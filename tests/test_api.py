@@ -1,171 +1,19 @@
-"""The HTTP contract on each backend: idempotency, auth, errors, listing, job types, readiness."""
+"""The HTTP contract on each backend: auth, errors, listing, job types, readiness, cancel and retry."""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
-from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
-from werkzeug.serving import make_server
-from werkzeug.test import TestResponse
 
 from api import create_app
-from jobs import idempotency, tokens
 from jobs.catalogue import JOB_TYPES
-from jobs.models import Job
 from jobs.settings import load_settings
+from tests.api_helpers import FAR_FUTURE, assert_error, echo_job, jobs_with_correlation, post_job, submitted
 from tests.services import end_connections, fresh_postgres_database, require_services
-from tests.support import Backend, auth, submit
-
-FAR_FUTURE = (datetime.now(UTC) + timedelta(days=365)).isoformat()
-
-
-def echo_job(**extra: Any) -> dict[str, Any]:
-    """An echo submission findable by its own correlation id."""
-    return {"type": "echo", "payload": {"n": 1}, "correlation_id": uuid.uuid4().hex, **extra}
-
-
-def post_job(client: FlaskClient, token: str, body: Any, **headers: str) -> TestResponse:
-    return client.post("/v1/jobs", json=body, headers=auth(token, **headers))
-
-
-def submitted(client: FlaskClient, token: str, body: dict[str, Any]) -> str:
-    extra = {k: v for k, v in body.items() if k not in ("type", "payload")}
-    return submit(client, token, body["type"], body["payload"], **extra)
-
-
-def jobs_with_correlation(backend: Backend, correlation_id: str) -> int:
-    with backend.sessions() as session:
-        statement = select(func.count()).select_from(Job).where(Job.correlation_id == correlation_id)
-        return int(session.scalar(statement) or 0)
-
-
-def assert_error(response: TestResponse, status: int) -> dict[str, Any]:
-    """The one error shape: JSON with code, status and message, never an HTML page."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body: dict[str, Any] = response.get_json()
-    assert body["code"] == status
-    assert body["status"] and body["message"]
-    assert "<html" not in response.get_data(as_text=True).lower()
-    return body
-
-
-def new_key() -> str:
-    return f"key-{uuid.uuid4()}"
-
-
-# Idempotency
-
-
-def test_replay_with_the_same_key_returns_the_first_response_and_creates_no_job(
-    backend: Backend, client: FlaskClient, writer: str
-) -> None:
-    body, key = echo_job(), new_key()
-
-    first = post_job(client, writer, body, **{"Idempotency-Key": key})
-    replay = post_job(client, writer, body, **{"Idempotency-Key": key})
-
-    assert first.status_code == replay.status_code == 202
-    assert replay.get_json() == first.get_json()
-    assert replay.headers["Location"] == first.headers["Location"] == f"/v1/jobs/{first.get_json()['id']}"
-    assert replay.headers["Idempotent-Replayed"] == "true"
-    assert "Idempotent-Replayed" not in first.headers
-    assert jobs_with_correlation(backend, body["correlation_id"]) == 1
-
-
-def test_x_idempotency_key_header_is_accepted_too(backend: Backend, client: FlaskClient, writer: str) -> None:
-    body, key = echo_job(), new_key()
-
-    first = post_job(client, writer, body, **{"X-Idempotency-Key": key})
-    replay = post_job(client, writer, body, **{"X-Idempotency-Key": key})
-
-    assert replay.headers["Idempotent-Replayed"] == "true"
-    assert replay.get_json()["id"] == first.get_json()["id"]
-    assert jobs_with_correlation(backend, body["correlation_id"]) == 1
-
-
-def test_same_key_with_another_body_is_rejected(backend: Backend, client: FlaskClient, writer: str) -> None:
-    first, second, key = echo_job(), echo_job(), new_key()
-    assert post_job(client, writer, first, **{"Idempotency-Key": key}).status_code == 202
-
-    response = post_job(client, writer, second, **{"Idempotency-Key": key})
-
-    assert_error(response, 422)
-    assert jobs_with_correlation(backend, second["correlation_id"]) == 0
-
-
-def test_keys_are_scoped_to_the_token(backend: Backend, client: FlaskClient, writer: str) -> None:
-    other = backend.token("jobs:write", "jobs:read")
-    body, key = echo_job(), new_key()
-
-    mine = post_job(client, writer, body, **{"Idempotency-Key": key})
-    theirs = post_job(client, other, body, **{"Idempotency-Key": key})
-
-    assert mine.status_code == theirs.status_code == 202
-    assert "Idempotent-Replayed" not in theirs.headers
-    assert theirs.get_json()["id"] != mine.get_json()["id"]
-    assert jobs_with_correlation(backend, body["correlation_id"]) == 2
-
-
-def test_same_key_while_the_first_request_is_in_flight_is_a_conflict(
-    backend: Backend, client: FlaskClient, writer: str
-) -> None:
-    body, key = echo_job(), new_key()
-    fingerprint = idempotency.request_hash("POST", "/v1/jobs", body)
-    with backend.sessions.begin() as session:
-        token = tokens.authenticate(session, writer)
-        assert token is not None
-        assert idempotency.begin(session, token.id, key, fingerprint, timedelta(hours=1)) is None
-
-    response = post_job(client, writer, body, **{"Idempotency-Key": key})
-
-    assert "in flight" in assert_error(response, 409)["message"]
-    assert jobs_with_correlation(backend, body["correlation_id"]) == 0
-
-
-@pytest.fixture
-def served(app: Flask) -> Iterator[str]:
-    """The app on a real threaded HTTP server, for requests that must truly overlap."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-
-
-def test_fifty_concurrent_requests_with_one_key_create_exactly_one_job(
-    backend: Backend, served: str, writer: str
-) -> None:
-    body, key, clients = echo_job(), new_key(), 50
-    barrier = threading.Barrier(clients)
-
-    def post(_: int) -> requests.Response:
-        barrier.wait(timeout=30)
-        headers = auth(writer, **{"Idempotency-Key": key})
-        return requests.post(f"{served}/v1/jobs", json=body, headers=headers, timeout=60)
-
-    with ThreadPoolExecutor(clients) as pool:
-        responses = list(pool.map(post, range(clients)))
-
-    assert jobs_with_correlation(backend, body["correlation_id"]) == 1
-    assert {r.status_code for r in responses} <= {202, 409}, [r.text for r in responses]
-    accepted_ids = {r.json()["id"] for r in responses if r.status_code == 202}
-    assert len(accepted_ids) == 1
-
+from tests.support import Backend, auth
 
 # Authentication and scopes
 
