@@ -20,6 +20,8 @@ from jobs.db import insert_unless_present
 from jobs.errors import ConflictError, DeadLetterNotFoundError, InvalidJobError
 from jobs.models import AuditEntry, DeadLetter, DeadLetterState, Job, JobState, OutboxMessage, utcnow
 
+CORRECTION_REFUSED = "The corrected payload is not valid."
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -194,7 +196,9 @@ def requeue(
         details["payload_corrected"] = payload is not None
     else:
         if payload is not None:
-            raise InvalidJobError({"payload": ["Only a job's dead letter takes a payload."]})
+            raise InvalidJobError(
+                {"payload": ["Only a job's dead letter takes a payload."]}, CORRECTION_REFUSED
+            )
         session.add(OutboxMessage(raw=messages.original_message(letter.message), available_at=utcnow()))
         details = {"republished": letter.message.get("routing_key")}
     letter.state = DeadLetterState.REQUEUED
@@ -206,7 +210,7 @@ def _corrected(job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     try:
         return validate_payload(job_type, payload)
     except InvalidJobError as exc:
-        raise InvalidJobError(exc.errors, "The corrected payload is not valid.") from None
+        raise InvalidJobError(exc.errors, CORRECTION_REFUSED) from None
 
 
 def retry_job(session: Session, job_id: uuid.UUID, *, actor: str) -> Job:
