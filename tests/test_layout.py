@@ -96,3 +96,19 @@ def test_no_job_state_exists_that_nothing_assigns() -> None:
         state for state in JobState if f"JobState.{state.name}" not in source.replace("class JobState", "")
     ]
     assert not unassigned
+
+
+def test_an_installed_package_holds_every_subpackage() -> None:
+    """``pip install .`` (the image) gets only what pyproject.toml's package list finds."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = set(find_packages(str(ROOT), include=include["include"]))
+    wanted = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for package in (*PRODUCT, "migrations")
+        for init in (ROOT / package).rglob("__init__.py")
+    }
+    assert wanted <= found, sorted(wanted - found)

@@ -8,18 +8,21 @@ from typing import Any
 import click
 
 from jobs.cli import dead_letters, dev, jobs, processes, tokens
-from jobs.errors import ConveyorError
+from jobs.errors import ConveyorError, InvalidInputError
 
 
 class ConveyorGroup(click.Group):
-    """The CLI's one translation of the core's errors: a message and exit 1, never a traceback."""
+    """The CLI's one translation of the core's errors, never a traceback: bad input is a usage
+    error (exit 2), anything else a message and exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except InvalidInputError as exc:
+            fields = f": {json.dumps(exc.errors)}" if exc.errors else ""
+            raise click.UsageError(str(exc).rstrip(".") + fields) from None
         except ConveyorError as exc:
-            errors = getattr(exc, "errors", None)
-            raise click.ClickException(f"{exc} {json.dumps(errors)}" if errors else str(exc)) from None
+            raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=ConveyorGroup)
