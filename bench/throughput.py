@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script (`python bench/throughput.py`), so the repository root is not importable yet.
@@ -101,6 +102,16 @@ def phase(broker: str, name: str) -> None:
     print(f"\n[{broker}] {name} (load average {load_average()})", flush=True)
 
 
+def warm_up_raw(noop: Any, folder: Path, worker: subprocess.Popen[bytes]) -> None:
+    """A first batch, so the measured run starts with every pool process up and connected."""
+    warm_key = f"warm-{uuid.uuid4().hex}"
+    for _ in range(WARM_UP_JOBS):
+        noop.apply_async(args=[time.time(), warm_key])
+    poll(
+        lambda: len(read_timings(folder, warm_key)), WARM_UP_JOBS, 60, worker, "the raw worker", required=True
+    )
+
+
 def run_raw(backend: Backend, args: argparse.Namespace) -> Result:
     app = make_raw_app(backend.settings)
     with app.connection_for_write() as connection:
@@ -113,17 +124,7 @@ def run_raw(backend: Backend, args: argparse.Namespace) -> Result:
     folder = backend.settings.data_dir
     noop = app.tasks[NOOP_TASK]
     try:
-        warm_key = f"warm-{uuid.uuid4().hex}"
-        for _ in range(WARM_UP_JOBS):
-            noop.apply_async(args=[time.time(), warm_key])
-        poll(
-            lambda: len(read_timings(folder, warm_key)),
-            WARM_UP_JOBS,
-            60,
-            worker,
-            "the raw worker",
-            required=True,
-        )
+        warm_up_raw(noop, folder, worker)
         run_key = f"raw-{uuid.uuid4().hex}"
         with CpuMeter({worker.pid: "raw Celery worker"}) as cpu:
             started = time.time()
