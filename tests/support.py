@@ -64,6 +64,7 @@ class Backend:
 
     @classmethod
     def create(cls, name: str, data_dir: Path, overrides: dict[str, str] | None = None) -> Backend:
+        data_dir.mkdir(parents=True, exist_ok=True)
         env = {"CONVEYOR_DATA_DIR": str(data_dir), "CONVEYOR_RETRY_BACKOFF_MS": "100"}
         env["CONVEYOR_RELAY_INTERVAL_MS"] = "50"
         suffix = uuid.uuid4().hex[:8]
