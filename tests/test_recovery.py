@@ -15,7 +15,7 @@ from tests.support import Backend, submit_and_publish
 
 def test_a_waiting_job_whose_message_was_lost_is_sent_again(own_backend: Callable[..., Backend]) -> None:
     backend = own_backend("embedded", CONVEYOR_REPUBLISH_AFTER_S="2")
-    job_id = submit_and_publish(backend, "echo", {"n": 1})
+    job_id = submit_and_publish(backend, "echo", {"n": 1}, no_relay=True)
     folder = Path(transport_options(backend.settings)["data_folder_in"])
     lost = list(folder.glob("*.default.msg"))
     assert len(lost) == 1
@@ -33,7 +33,7 @@ def test_a_running_job_whose_worker_vanished_is_sent_again_after_its_lease(
     own_backend: Callable[..., Backend],
 ) -> None:
     backend = own_backend("embedded")
-    job_id = submit_and_publish(backend, "echo", {"n": 2})
+    job_id = submit_and_publish(backend, "echo", {"n": 2}, no_relay=True)
     for path in Path(transport_options(backend.settings)["data_folder_in"]).glob("*.msg"):
         path.unlink()
     with backend.sessions.begin() as session:
