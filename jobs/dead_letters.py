@@ -5,6 +5,7 @@ The API and the CLI call these same functions. Every requeue and purge writes an
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,7 +21,20 @@ from jobs.db import insert_unless_present
 from jobs.errors import ConflictError, DeadLetterNotFoundError, InvalidJobError
 from jobs.models import AuditEntry, DeadLetter, DeadLetterState, Job, JobState, OutboxMessage, utcnow
 
+log = logging.getLogger(__name__)
+
 CORRECTION_REFUSED = "The corrected payload is not valid."
+# What a dead letter that dies again takes from its new failure.
+REVIVED_FIELDS = (
+    "reason",
+    "error_type",
+    "error",
+    "traceback",
+    "attempts",
+    "worker",
+    "last_failed_at",
+    "message",
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +70,10 @@ class Filter:
 def index(session: Session, failure: Failure) -> DeadLetter | None:
     """Store a dead letter once per message id and mark its job dead; None if already stored.
 
-    A requeued raw message keeps its id, so when it dies again its dead letter (requeued or
-    purged) comes back.
+    The job is marked dead only while the letter is of its current dispatch: a letter indexed late
+    (the relay was down, the broker held it) must not end a newer run of the job, such as an
+    operator's retry. A requeued raw message keeps its id, so when it dies again its dead letter
+    (requeued or purged) comes back.
     """
     now = utcnow()
     values = asdict(failure)
@@ -71,11 +87,24 @@ def index(session: Session, failure: Failure) -> DeadLetter | None:
         letter = _revive(session, failure, values)
     if letter is not None and failure.job_id is not None:
         job = session.get(Job, failure.job_id, with_for_update=True)
-        if job is not None and letter.attempts == 0:
-            letter.attempts = job.attempts
-        if job is not None and job.state not in (JobState.SUCCEEDED, JobState.CANCELLED):
-            service.mark_dead(job, failure.error_type, failure.error)
+        if job is not None:
+            _end_job(job, letter, failure)
     return letter
+
+
+def _end_job(job: Job, letter: DeadLetter, failure: Failure) -> None:
+    if letter.attempts == 0:
+        letter.attempts = job.attempts
+    if job.state in (JobState.SUCCEEDED, JobState.CANCELLED):
+        return
+    dispatch = messages.dispatch_of(failure.message_id)
+    if dispatch != job.dispatch:
+        log.info(
+            "Dead letter %s is of dispatch %s of job %s, which is at dispatch %d: the job stays %s.",
+            *(letter.id, dispatch, job.id, job.dispatch, job.state),
+        )
+        return
+    service.mark_dead(job, failure.error_type, failure.error)
 
 
 def _revive(session: Session, failure: Failure, values: dict[str, Any]) -> DeadLetter | None:
@@ -84,16 +113,7 @@ def _revive(session: Session, failure: Failure, values: dict[str, Any]) -> DeadL
     ).one()
     if existing.state == DeadLetterState.DEAD:
         return None
-    for name in (
-        "reason",
-        "error_type",
-        "error",
-        "traceback",
-        "attempts",
-        "worker",
-        "last_failed_at",
-        "message",
-    ):
+    for name in REVIVED_FIELDS:
         setattr(existing, name, values[name])
     existing.state = DeadLetterState.DEAD
     _audit(session, existing.id, "conveyor", "died-again", None, {"reason": failure.reason})
@@ -274,13 +294,6 @@ def _audit(
     reason: str | None,
     details: dict[str, Any] | None,
 ) -> None:
-    session.add(
-        AuditEntry(
-            at=utcnow(),
-            actor=actor,
-            action=action,
-            dead_letter_id=dead_letter_id,
-            reason=reason,
-            details=details,
-        )
-    )
+    entry = AuditEntry(at=utcnow(), actor=actor, action=action, reason=reason, details=details)
+    entry.dead_letter_id = dead_letter_id
+    session.add(entry)

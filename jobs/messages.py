@@ -26,6 +26,12 @@ def task_id(job_id: uuid.UUID | str, dispatch: int) -> str:
     return f"{job_id}.{dispatch}"
 
 
+def dispatch_of(task_id: str) -> int | None:
+    """The dispatch a job's task id names (``<job id>.<dispatch>``); None for another message."""
+    _, dot, dispatch = task_id.rpartition(".")
+    return int(dispatch) if dot and dispatch.isdigit() else None
+
+
 def task_body(job_id: uuid.UUID, dispatch: int) -> str:
     """The body Celery's protocol 2 gives a job's task: ``[args, kwargs, embed]``."""
     return json.dumps([[str(job_id), dispatch], {}, {}])

@@ -6,16 +6,29 @@ skipped and the summary says which and how to start them.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from api import create_app
-from tests.services import HOW_TO_START, SKIPPED_BACKENDS, require_services
+from jobs.db import Database
+from jobs.migrate import upgrade
+from jobs.settings import load_settings
+from tests.services import (
+    HOW_TO_START,
+    PG_ADMIN_URL,
+    SKIPPED_BACKENDS,
+    answers,
+    fresh_postgres_database,
+    require_services,
+)
 from tests.support import BACKENDS, Backend, submit_and_publish
 
 
@@ -91,3 +104,25 @@ def own_backend(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
     yield make
     for created in made:
         created.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A freshly migrated database of the parameter's kind, dropped after the test."""
+    environ = {"CONVEYOR_DATA_DIR": str(tmp_path)}
+    name = None
+    if request.param == "postgresql":
+        if not answers("127.0.0.1", 5432):
+            message = f"PostgreSQL did not answer on 127.0.0.1:5432; {HOW_TO_START}"
+            pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
+        name = f"conveyor_test_sm_{uuid.uuid4().hex[:8]}"
+        environ["CONVEYOR_DATABASE_URL"] = fresh_postgres_database(name)
+    db = Database(load_settings(environ))
+    try:
+        upgrade(db.settings)
+        yield db
+    finally:
+        db.dispose()
+        if name is not None:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -95,18 +95,21 @@ class JobTask(Task):
         # Debug: Celery already logs each task's receipt and success, task id = job id + dispatch.
         log.debug("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
         started = time.monotonic()
+        token = claim.claim_token or ""
         ctx = JobContext(
             job_id=jid,
             attempt=claim.attempts,
             delivery=claim.deliveries,
-            report=lambda p, m: self._report(jid, p, m),
+            report=lambda p, m: self._report(jid, token, p, m),
         )
         try:
             loaded = validate_payload(self.job_type, claim.payload)
             result = self.handler(loaded, ctx)
         except JobCancelledError:
-            self._record(jid, lambda s: service.mark_cancelled(s, service.get(s, jid, for_update=True)))
-            log.info("Job %s was cancelled while running.", jid)
+            self._record(
+                jid, lambda s: service.mark_cancelled(s, service.get(s, jid, for_update=True), token)
+            )
+            log.info("Job %s stopped while running.", jid)
         except (PermanentError, InvalidJobError) as exc:
             self._fail(jid, claim, exc, retryable=False)
         except RetryableError as exc:
@@ -115,7 +118,9 @@ class JobTask(Task):
             log.error("Job %s raised an unexpected error.", jid, exc_info=True)
             self._fail(jid, claim, exc, retryable=True)
         else:
-            self._record(jid, lambda db: service.mark_succeeded(db, jid, result), self.runtime.statement)
+            self._record(
+                jid, lambda db: service.mark_succeeded(db, jid, token, result), self.runtime.statement
+            )
             log.debug("Job %s succeeded in %.0f ms.", jid, (time.monotonic() - started) * 1000)
 
     def _parse(self, job_id: Any, dispatch: Any) -> uuid.UUID:
@@ -168,9 +173,9 @@ class JobTask(Task):
         time.sleep(DATABASE_DOWN_PAUSE_S)
         raise Reject(str(exc), requeue=True)
 
-    def _report(self, job_id: uuid.UUID, percent: int, message: str | None) -> bool:
+    def _report(self, job_id: uuid.UUID, token: str, percent: int, message: str | None) -> bool:
         with self.runtime.sessions.begin() as session:
-            return service.report_progress(session, job_id, percent, message)
+            return service.report_progress(session, job_id, token, percent, message)
 
     def _record(self, job_id: uuid.UUID, change: Any, scope: Any = None) -> None:
         """Run ``change`` in ``scope`` (a session transaction unless given); with the database
@@ -195,13 +200,21 @@ class JobTask(Task):
             with self.runtime.sessions.begin() as session:
                 job = service.get(session, job_id, for_update=True)
                 state = service.record_failure(
-                    session, self.runtime.settings, job, exc, retryable=retryable, delay_ms=delay_ms
+                    session,
+                    self.runtime.settings,
+                    job,
+                    exc,
+                    token=claim.claim_token or "",
+                    retryable=retryable,
+                    delay_ms=delay_ms,
                 )
                 retry_at = job.next_retry_at
         except SQLAlchemyError as db_error:
             if not exhausted:
                 self._requeue_while_database_is_down(job_id, db_error)
             state = JobState.DEAD
+        if state is None:
+            return
         if state == JobState.RETRYING:
             log.warning(
                 "Job %s failed attempt %d of %d (%s: %s); retrying at %s.",

@@ -66,6 +66,8 @@ class Job(Base):
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set by each claim; a write that follows a claim must name it (see jobs.service.claims).
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     requeued_from: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

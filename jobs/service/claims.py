@@ -1,7 +1,9 @@
 """A worker's claim on a job, and its success: the two statements every job runs.
 
 A delivery claims the job only while its dispatch is current and the job is claimable; whatever a
-claim does not match is settled with the row locked.
+claim does not match is settled with the row locked. Each claim writes a new ``claim_token``, and
+every write that follows it (success, failure, cancellation, progress) names that token: a write
+from a claim another delivery has since replaced changes nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Claim:
     state: str
     error_type: str | None
     error_message: str | None
+    claim_token: str | None
 
     @classmethod
     def of(cls, row: Any) -> Claim:
@@ -62,12 +65,17 @@ _CLAIM = HotStatement(
         next_retry_at=None,
         worker=bindparam("p_worker"),
         lease_expires_at=bindparam("p_lease"),
+        claim_token=bindparam("p_token"),
     )
     .returning(*(JOBS.c[field.name] for field in fields(Claim)))
 )
 _SUCCEED = HotStatement(
     update(JOBS)
-    .where(JOBS.c.id == bindparam("p_id"), JOBS.c.state == JobState.RUNNING)
+    .where(
+        JOBS.c.id == bindparam("p_id"),
+        JOBS.c.state == JobState.RUNNING,
+        JOBS.c.claim_token == bindparam("p_token"),
+    )
     .values(
         state=JobState.SUCCEEDED,
         result=bindparam("p_result"),
@@ -77,7 +85,8 @@ _SUCCEED = HotStatement(
         finished_at=bindparam("p_now"),
         next_retry_at=None,
         lease_expires_at=None,
-    ),
+    )
+    .returning(JOBS.c.id),
     json=("p_result",),
 )
 
@@ -109,6 +118,7 @@ def mark_started(db: Session | Connection, delivery: Delivery) -> Claim | None:
         "p_now": now,
         "p_worker": delivery.worker,
         "p_lease": now + delivery.lease,
+        "p_token": uuid.uuid4().hex,
     }
     claimed = _CLAIM.run(db, parameters)
     return Claim.of(claimed) if claimed is not None else None
@@ -136,6 +146,10 @@ def settle_claim(session: Session, delivery: Delivery) -> Claim | None:
     return Claim.of(job)
 
 
-def mark_succeeded(db: Session | Connection, job_id: uuid.UUID, result: Any) -> None:
-    """One Core statement (``_SUCCEED``): the hot path of every job."""
-    _SUCCEED.run(db, {"p_id": job_id, "p_result": result, "p_now": utcnow()})
+def mark_succeeded(db: Session | Connection, job_id: uuid.UUID, token: str, result: Any) -> bool:
+    """One Core statement (``_SUCCEED``), the hot path of every job; False, and nothing written,
+    when the claim ``token`` names is no longer the job's."""
+    succeeded = _SUCCEED.run(db, {"p_id": job_id, "p_token": token, "p_result": result, "p_now": utcnow()})
+    if succeeded is None:
+        log.info("Ignoring the success of job %s: its claim is no longer current.", job_id)
+    return succeeded is not None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, update
+from sqlalchemy import CursorResult, delete, update
 from sqlalchemy.orm import Session
 
 from jobs import messages
@@ -15,6 +17,8 @@ from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
 from jobs.service.queries import get, is_cancel_requested
 from jobs.service.submission import enqueue
 from jobs.settings import Settings
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_BY_HAND = frozenset({JobState.DEAD, JobState.CANCELLED})
 CLAIMABLE = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.RUNNING})
@@ -39,8 +43,22 @@ def recover_lost(session: Session, job: Job, delivery_limit: int) -> JobState:
     return JobState.RETRYING
 
 
-def mark_cancelled(session: Session, job: Job) -> None:
+def holds_claim(job: Job, token: str, what: str) -> bool:
+    """Whether ``token`` is the claim the running job is under; if not, says the write is ignored."""
+    if job.state == JobState.RUNNING and job.claim_token == token:
+        return True
+    log.info(
+        "Ignoring the %s of job %s: its claim is no longer current (the job is %s).", what, job.id, job.state
+    )
+    return False
+
+
+def mark_cancelled(session: Session, job: Job, token: str) -> bool:
+    """A running job whose handler stopped because it was asked to; False if the claim is stale."""
+    if not holds_claim(job, token, "cancellation"):
+        return False
     finish(job, JobState.CANCELLED)
+    return True
 
 
 def record_failure(
@@ -49,10 +67,14 @@ def record_failure(
     job: Job,
     error: BaseException,
     *,
+    token: str,
     retryable: bool,
     delay_ms: int | None = None,
-) -> JobState:
-    """Retry with backoff while attempts remain, else the job is dead; returns the new state."""
+) -> JobState | None:
+    """Retry with backoff while attempts remain, else the job is dead; returns the new state, or
+    None (nothing written) when the claim ``token`` names is no longer the job's."""
+    if not holds_claim(job, token, "failure"):
+        return None
     job.error_type = type(error).__name__
     job.error_message = messages.clip_error(str(error))
     job.first_failed_at = job.first_failed_at or utcnow()
@@ -113,18 +135,24 @@ def requeue(session: Session, job: Job) -> None:
     job.cancel_requested = False
     job.result = job.error_type = job.error_message = None
     job.started_at = job.finished_at = job.next_retry_at = job.first_failed_at = None
-    job.lease_expires_at = job.requeued_from = None
+    job.lease_expires_at = job.requeued_from = job.claim_token = None
     job.progress, job.progress_message = 0, None
     enqueue(session, job)
 
 
-def report_progress(session: Session, job_id: uuid.UUID, percent: int, message: str | None) -> bool:
-    """Record progress; returns whether cancellation was asked for, for cooperative tasks."""
-    session.execute(
+def report_progress(
+    session: Session, job_id: uuid.UUID, token: str, percent: int, message: str | None
+) -> bool:
+    """Record progress; returns whether the handler should stop: cancellation was asked for, or
+    its claim is no longer the job's."""
+    recorded = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state == JobState.RUNNING)
+        .where(Job.id == job_id, Job.state == JobState.RUNNING, Job.claim_token == token)
         .values(progress=max(0, min(100, percent)), progress_message=(message or "")[:200] or None)
     )
+    if not cast(CursorResult[Any], recorded).rowcount:
+        log.info("Job %s lost its claim while running; its handler is asked to stop.", job_id)
+        return True
     return is_cancel_requested(session, job_id)
 
 
