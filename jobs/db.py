@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import select
+import sqlite3
 from functools import cached_property
 from typing import Any, cast
 
+import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
 from sqlalchemy import Connection, CursorResult, Engine, Update, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.settings import Settings
@@ -52,6 +54,17 @@ def closed_by_server(dbapi_connection: Any) -> bool:
     poller = select.poll()
     poller.register(dbapi_connection.fileno(), select.POLLIN)
     return bool(poller.poll(0))
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error says the server is unreachable, restarting, busy or timed out,
+    which waiting can fix, rather than that this statement's data cannot be stored, which it
+    cannot. The workers' hot statements raise psycopg's own errors, the rest SQLAlchemy's."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

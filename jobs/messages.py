@@ -52,14 +52,26 @@ def task_message(celery: Any, task_name: str, job_id: uuid.UUID, dispatch: int, 
     )
 
 
+def safe_text(text: str) -> str:
+    """Text any database and broker can store: PostgreSQL refuses NUL, and UTF-8 lone surrogates
+    (which ``surrogateescape`` makes of undecodable bytes); each becomes U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
 def clip_error(text: str) -> str:
-    """An error message as it is stored and sent in a header: at most ``ERROR_LIMIT`` characters."""
-    return text[:ERROR_LIMIT]
+    """An error message as it is stored and sent in a header: safe, at most ``ERROR_LIMIT`` long."""
+    return safe_text(text[:ERROR_LIMIT])
 
 
 def clip_traceback(text: str) -> str:
     """The innermost frames of a traceback, where the failure is."""
-    return text[-TRACEBACK_LIMIT:]
+    return safe_text(text[-TRACEBACK_LIMIT:])
 
 
 def failure_headers(info: dict[str, Any]) -> dict[str, Any]:

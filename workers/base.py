@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from jobs import service
 from jobs.catalogue import validate_payload
-from jobs.db import Database, closed_by_server
+from jobs.db import Database, closed_by_server, is_outage
 from jobs.errors import InvalidJobError, JobNotFoundError
 from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 
 DATABASE_DOWN_PAUSE_S = 2.0
 LEASE_GRACE_S = 30
+
+
+def unstorable(result: Any) -> str | None:
+    """Why a handler's result cannot be stored as JSON on every database, or None. PostgreSQL
+    refuses NaN and Infinity, SQLite would store them as JSON no reader accepts."""
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"The job's result cannot be stored as JSON: {exc}."
+    return None
 
 
 class Runtime(Database):
@@ -118,6 +129,10 @@ class JobTask(Task):
             log.error("Job %s raised an unexpected error.", jid, exc_info=True)
             self._fail(jid, claim, exc, retryable=True)
         else:
+            problem = unstorable(result)
+            if problem is not None:
+                self._fail(jid, claim, PermanentError(problem), retryable=False)
+                return
             self._record(
                 jid, lambda db: service.mark_succeeded(db, jid, token, result), self.runtime.statement
             )
@@ -147,8 +162,8 @@ class JobTask(Task):
                         return None
         except JobNotFoundError as exc:
             raise DeadLettered(failure_info("job_not_found", exc, job_id=job_id)) from None
-        except SQLAlchemyError as exc:
-            self._requeue_while_database_is_down(job_id, exc)
+        except Exception as exc:
+            self._database_failed(job_id, exc)
         if claim.state == JobState.DEAD:
             info = failure_info(
                 "delivery_limit", error_type=claim.error_type, message=claim.error_message or ""
@@ -168,6 +183,15 @@ class JobTask(Task):
             )
             raise DeadLettered({**info, "job-id": str(job_id), "job-type": self.job_type})
 
+    def _database_failed(self, job_id: uuid.UUID, exc: Exception) -> NoReturn:
+        """An outage requeues the message to wait it out; any other error is this job's own
+        (data the database refuses) and dead-letters it, naming the error."""
+        if is_outage(exc):
+            self._requeue_while_database_is_down(job_id, exc)
+        log.error("The database refused a write for job %s.", job_id, exc_info=exc)
+        message = f"The database refused the job's write: {type(exc).__name__}: {exc}"
+        raise DeadLettered({**failure_info("database_error", exc, message=message), "job-id": str(job_id)})
+
     def _requeue_while_database_is_down(self, job_id: uuid.UUID, exc: Exception) -> NoReturn:
         log.warning("Database unavailable for job %s (%s); requeueing its message.", job_id, exc)
         time.sleep(DATABASE_DOWN_PAUSE_S)
@@ -183,8 +207,8 @@ class JobTask(Task):
         try:
             with (scope or self.runtime.sessions.begin)() as db:
                 change(db)
-        except SQLAlchemyError as exc:
-            self._requeue_while_database_is_down(job_id, exc)
+        except Exception as exc:
+            self._database_failed(job_id, exc)
 
     def _fail(
         self,
@@ -209,9 +233,9 @@ class JobTask(Task):
                     delay_ms=delay_ms,
                 )
                 retry_at = job.next_retry_at
-        except SQLAlchemyError as db_error:
-            if not exhausted:
-                self._requeue_while_database_is_down(job_id, db_error)
+        except Exception as db_error:
+            if not exhausted or not is_outage(db_error):
+                self._database_failed(job_id, db_error)
             state = JobState.DEAD
         if state is None:
             return

@@ -11,19 +11,21 @@ import json
 import logging
 import threading
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from kombu import Connection
 from kombu.message import Message
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, messages
 from jobs.broker.config import connection as broker_connection
 from jobs.broker.queues import dead_letter_queues
 from jobs.catalogue import TYPE_OF_TASK
+from jobs.db import is_outage
+from jobs.models import DeadLetter
 from jobs.relay.loop import Duty, run_until
 from jobs.settings import Settings
 
@@ -135,9 +137,8 @@ def index_available(connection: Connection, settings: Settings, sessions: sessio
             if message is None:
                 break
             try:
-                with sessions.begin() as session:
-                    stored = dead_letters.index(session, failure_from_message(message, queue.name))
-            except SQLAlchemyError:
+                stored = index_one(sessions, message, queue.name)
+            except Exception:
                 message.requeue()
                 raise
             message.ack()
@@ -145,6 +146,52 @@ def index_available(connection: Connection, settings: Settings, sessions: sessio
             if stored is not None:
                 log.info("Indexed dead letter %s from %s (job %s).", stored.id, queue.name, stored.job_id)
     return handled
+
+
+def index_one(sessions: sessionmaker[Session], message: Message, dead_queue: str) -> DeadLetter | None:
+    """Store one dead letter. One that cannot be stored as it came (headers the database refuses)
+    is stored with its body only, so it never blocks the letters behind it; an outage raises."""
+    failure = _read(message, dead_queue)
+    try:
+        return _store(sessions, failure)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        log.error(
+            "Dead letter %s cannot be stored as it came (%s); storing its body only.", failure.message_id, exc
+        )
+        return _store(sessions, _bare(message, failure, f"{type(exc).__name__}: {exc}"))
+
+
+def _store(sessions: sessionmaker[Session], failure: dead_letters.Failure) -> DeadLetter | None:
+    with sessions.begin() as session:
+        return dead_letters.index(session, failure)
+
+
+def _read(message: Message, dead_queue: str) -> dead_letters.Failure:
+    try:
+        return failure_from_message(message, dead_queue)
+    except Exception as exc:
+        log.error("A dead letter on %s has headers that cannot be read (%s).", dead_queue, exc)
+        empty = dead_letters.Failure("", dead_queue.removesuffix(".dead"), "unreadable", "", "", {})
+        return _bare(message, empty, f"{type(exc).__name__}: {exc}")
+
+
+def _bare(message: Message, failure: dead_letters.Failure, problem: str) -> dead_letters.Failure:
+    """The failure without what could not be read or stored: the body, the id, and why."""
+    headers = dict(message.headers or {}) if isinstance(message.headers, dict) else {}
+    message_id = failure.message_id or _message_id(message, headers)
+    captured = messages.capture(
+        message.body, {"id": message_id}, {}, None, message.content_type, None, failure.queue
+    )
+    return replace(
+        failure,
+        message_id=message_id,
+        error_type=failure.error_type or "UnreadableDeadLetterError",
+        error=messages.clip_error(f"{failure.error} [stored without its headers: {problem}]".strip()),
+        message={**captured, "headers": {"id": message_id, "task": str(headers.get("task"))}},
+        traceback=None,
+    )
 
 
 def run_indexer(settings: Settings, sessions: sessionmaker[Session], stop: threading.Event) -> None:

@@ -20,11 +20,14 @@ from typing import Any
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import dead_letters
+from jobs.broker.queues import QUEUES
+from jobs.catalogue import JOB_TYPES
 from jobs.db import is_postgresql
 from jobs.models import Job, OutboxMessage, utcnow
 from jobs.relay.loop import Duty, run_until
 from jobs.relay.publisher import Publisher
-from jobs.relay.recovery import Sweeper
+from jobs.relay.recovery import Sweeper, failure_of_job
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,32 +51,61 @@ def publish_due(
     """
     with sessions.begin() as session:
         _commit_without_flush_wait(session)
-        due = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.available_at <= utcnow())
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-        )
-        if job_ids is not None:
-            due = due.where(OutboxMessage.job_id.in_(list(job_ids)))
-        if is_postgresql(session):
-            due = due.with_for_update(skip_locked=True)
-        claimed = session.execute(
-            delete(OutboxMessage)
-            .where(OutboxMessage.id.in_(due.scalar_subquery()))
-            .returning(OutboxMessage.job_id, OutboxMessage.dispatch, OutboxMessage.raw)
-        ).all()
-        ids = [job_id for job_id, _, _ in claimed if job_id is not None]
-        routes = select(Job.id, Job.type, Job.queue, Job.priority).where(Job.id.in_(ids))
-        jobs = {row.id: row for row in session.execute(routes)} if ids else {}
+        claimed = _claim_due(session, job_ids, limit)
+        routes = _routes(session, [job_id for job_id, _, _ in claimed if job_id is not None])
+        set_aside: list[tuple[uuid.UUID, int, str]] = []
         with publisher.batch():
             for job_id, dispatch, raw in claimed:
-                if job_id is not None:
-                    job = jobs[job_id]
-                    publisher.publish(job_id, job.type, job.queue, job.priority, dispatch)
-                elif raw is not None:
-                    publisher.publish_raw(raw)
+                if job_id is None:
+                    if raw is not None:
+                        publisher.publish_raw(raw)
+                elif (problem := unroutable(routes[job_id])) is not None:
+                    set_aside.append((job_id, dispatch, problem))
+                else:
+                    job = routes[job_id]
+                    task_name = JOB_TYPES[job.type].task_name
+                    publisher.publish(job_id, task_name, job.queue, job.priority, dispatch)
+        for job_id, dispatch, problem in set_aside:
+            dead_letter_unsent(session, job_id, dispatch, problem)
     return len(claimed)
+
+
+def _claim_due(session: Session, job_ids: Iterable[uuid.UUID] | None, limit: int) -> list[Any]:
+    """Delete the due rows and return them: the claim commits with the publish, or rolls back."""
+    due = select(OutboxMessage.id).where(OutboxMessage.available_at <= utcnow()).order_by(OutboxMessage.id)
+    if job_ids is not None:
+        due = due.where(OutboxMessage.job_id.in_(list(job_ids)))
+    if is_postgresql(session):
+        due = due.with_for_update(skip_locked=True)
+    claimed = session.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.limit(limit).scalar_subquery()))
+        .returning(OutboxMessage.job_id, OutboxMessage.dispatch, OutboxMessage.raw)
+    )
+    return list(claimed.all())
+
+
+def _routes(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    routes = select(Job.id, Job.type, Job.queue, Job.priority).where(Job.id.in_(ids))
+    return {row.id: row for row in session.execute(routes)} if ids else {}
+
+
+def unroutable(job: Any) -> str | None:
+    """Why the job's message cannot be sent (a release retired its type or its queue), or None."""
+    if job.type not in JOB_TYPES:
+        return f"Job type {job.type!r} is not in this release's catalogue."
+    if job.queue not in QUEUES:
+        return f"Queue {job.queue!r} is not declared in this release."
+    return None
+
+
+def dead_letter_unsent(session: Session, job_id: uuid.UUID, dispatch: int, problem: str) -> None:
+    """Set a job the relay cannot send aside as a dead letter, so the rest keep flowing."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None or job.dispatch != dispatch:
+        return
+    log.error("Job %s cannot be published and is dead-lettered: %s", job_id, problem)
+    dead_letters.index(session, failure_of_job(job, "unroutable", "UnroutableJobError", problem))
 
 
 def _commit_without_flush_wait(session: Session) -> None:

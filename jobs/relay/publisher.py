@@ -15,7 +15,6 @@ from kombu import Producer
 from jobs import messages
 from jobs.broker import is_rabbitmq
 from jobs.broker.config import celery_config
-from jobs.catalogue import JOB_TYPES
 from jobs.errors import PublishRefusedError
 from jobs.settings import Settings
 
@@ -51,12 +50,10 @@ class Publisher:
             self.close_connection()
             raise
 
-    def publish(self, job_id: uuid.UUID, job_type: str, queue: str, priority: int, dispatch: int) -> None:
+    def publish(self, job_id: uuid.UUID, task_name: str, queue: str, priority: int, dispatch: int) -> None:
         """Celery's own task message, handed to kombu directly: ``send_task`` would also route
         it, send signals and merge retry policies, which cost the relay a third of its CPU."""
-        message = messages.task_message(
-            self.celery, JOB_TYPES[job_type].task_name, job_id, dispatch, origin=self.origin
-        )
+        message = messages.task_message(self.celery, task_name, job_id, dispatch, origin=self.origin)
         self._producer().publish(
             message.body,
             exchange="",

@@ -36,9 +36,14 @@ class Sweeper:
         self.next_sweep = 0.0
 
     def sweep_when_due(self) -> None:
-        if time.monotonic() >= self.next_sweep:
+        """A failed sweep waits for the next one: it must never hold up publishing."""
+        if time.monotonic() < self.next_sweep:
+            return
+        self.next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+        try:
             sweep(self.settings, self.sessions)
-            self.next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+        except Exception as exc:
+            log.warning("The recovery sweep failed (%s); the next one is in %.0f s.", exc, SWEEP_INTERVAL_S)
 
 
 def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
@@ -62,14 +67,26 @@ def recover_lost_jobs(session: Session, delivery_limit: int) -> int:
     """Resend jobs whose worker vanished (their lease ran out); dead-letter those lost too often."""
     lost = service.lost_jobs(session)
     for job in lost:
-        if service.recover_lost(session, job, delivery_limit) == JobState.DEAD:
-            dead_letters.index(session, _lost_job_failure(job))
+        try:
+            with session.begin_nested():
+                _recover(session, job, delivery_limit)
+        except Exception:
+            log.error("Could not recover lost job %s; the next sweep tries again.", job.id, exc_info=True)
     return len(lost)
 
 
-def _lost_job_failure(job: Job) -> dead_letters.Failure:
-    """The dead letter of a job no worker lived to dead-letter: its message as the relay sent it."""
-    task_name = JOB_TYPES[job.type].task_name
+def _recover(session: Session, job: Job, delivery_limit: int) -> None:
+    if service.recover_lost(session, job, delivery_limit) == JobState.DEAD:
+        error = job.error_message or ""
+        failure = failure_of_job(job, "worker_lost", job.error_type or "WorkerLostError", error)
+        dead_letters.index(session, failure)
+
+
+def failure_of_job(job: Job, reason: str, error_type: str, error: str) -> dead_letters.Failure:
+    """The dead letter of a job that no worker dead-lettered (it died, or the message was never
+    sent): the job's message as the relay sends it."""
+    job_type = JOB_TYPES.get(job.type)
+    task_name = job_type.task_name if job_type else None
     message_id = messages.task_id(job.id, job.dispatch)
     message = messages.capture(
         messages.task_body(job.id, job.dispatch),
@@ -83,9 +100,9 @@ def _lost_job_failure(job: Job) -> dead_letters.Failure:
     return dead_letters.Failure(
         message_id=message_id,
         queue=job.queue,
-        reason="worker_lost",
-        error_type=job.error_type or "WorkerLostError",
-        error=job.error_message or "",
+        reason=reason,
+        error_type=error_type,
+        error=error,
         message=message,
         job_id=job.id,
         type=job.type,

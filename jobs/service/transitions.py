@@ -92,7 +92,7 @@ def record_failure(
 
 def mark_dead(job: Job, error_type: str, error: str) -> None:
     """The job's message is (or is on its way to) a dead-letter queue."""
-    job.error_type, job.error_message = error_type, messages.clip_error(error)
+    job.error_type, job.error_message = messages.safe_text(error_type)[:200], messages.clip_error(error)
     job.first_failed_at = job.first_failed_at or utcnow()
     finish(job, JobState.DEAD)
 

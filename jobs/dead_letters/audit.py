@@ -1,0 +1,23 @@
+"""The audit log: who did what to a dead letter, when and why."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from jobs.models import AuditEntry, utcnow
+
+
+def audit(
+    session: Session,
+    dead_letter_id: uuid.UUID,
+    actor: str,
+    action: str,
+    reason: str | None,
+    details: dict[str, Any] | None,
+) -> None:
+    entry = AuditEntry(at=utcnow(), actor=actor, action=action, reason=reason, details=details)
+    entry.dead_letter_id = dead_letter_id
+    session.add(entry)
