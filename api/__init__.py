@@ -7,12 +7,14 @@ from flask_smorest import Api
 
 from api import dead_letters, errors, health, job_types, jobs
 from api.runtime import ApiRuntime
+from api.strict_json import StrictJSONProvider
 from jobs.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask("conveyor")
+    app.json = StrictJSONProvider(app)
     app.config.update(
         API_TITLE="Conveyor",
         API_VERSION="v1",
@@ -28,5 +30,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register(app)
     for blueprint in (jobs.blp, dead_letters.blp, job_types.blp, health.blp):
         api.register_blueprint(blueprint)
+    job_types.describe_submission(api.spec)
     app.add_url_rule("/docs", "docs", health.docs_page)
     return app

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, actor, require
-from api.errors import abort, parse_uuid
+from api.errors import abort
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, encode_cursor
 from api.runtime import runtime
@@ -24,6 +24,7 @@ from api.schemas import (
     Purge,
     Requeue,
 )
+from api.strict_json import Blueprint
 from jobs import dead_letters
 
 blp = Blueprint(
@@ -99,35 +100,35 @@ class BulkRequeueView(MethodView):
         return run_once(requeue_matching)
 
 
-@blp.route("/<dead_letter_id>")
+@blp.route("/<uuid:dead_letter_id>")
 class DeadLetterById(MethodView):
     @require("ops")
     @blp.doc(security=SECURITY)
     @blp.response(200, DeadLetterOut)
-    def get(self, dead_letter_id: str) -> dict[str, Any]:
+    def get(self, dead_letter_id: uuid.UUID) -> dict[str, Any]:
         """One dead letter, with its original message and its audit trail."""
         with runtime().sessions() as session:
-            letter = dead_letters.get(session, parse_uuid(dead_letter_id, "dead letter"))
+            letter = dead_letters.get(session, dead_letter_id)
             return dead_letters.view(session, letter)
 
     @require("ops")
     @blp.doc(security=SECURITY)
     @blp.arguments(Purge(), location="query")
     @blp.response(200, DeadLetterOut)
-    def delete(self, query: dict[str, Any], dead_letter_id: str) -> dict[str, Any]:
+    def delete(self, query: dict[str, Any], dead_letter_id: uuid.UUID) -> dict[str, Any]:
         """Purge a dead letter: its message is dropped; the record and audit trail stay."""
         return _change(
             dead_letter_id, lambda s, i: dead_letters.purge(s, i, actor=actor(), reason=query.get("reason"))
         )
 
 
-@blp.route("/<dead_letter_id>/requeue")
+@blp.route("/<uuid:dead_letter_id>/requeue")
 class RequeueOne(MethodView):
     @require("ops")
     @blp.doc(security=SECURITY)
     @blp.arguments(Requeue())
     @blp.response(200, DeadLetterOut)
-    def post(self, body: dict[str, Any], dead_letter_id: str) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], dead_letter_id: uuid.UUID) -> dict[str, Any]:
         """Requeue one dead letter, optionally with a corrected payload (checked by its type's schema)."""
         return _change(
             dead_letter_id,
@@ -137,8 +138,6 @@ class RequeueOne(MethodView):
         )
 
 
-def _change(dead_letter_id: str, operation: Any) -> dict[str, Any]:
-    letter_id = parse_uuid(dead_letter_id, "dead letter")
-    rt = runtime()
-    with rt.sessions.begin() as session:
-        return dead_letters.view(session, operation(session, letter_id))
+def _change(dead_letter_id: uuid.UUID, operation: Any) -> dict[str, Any]:
+    with runtime().sessions.begin() as session:
+        return dead_letters.view(session, operation(session, dead_letter_id))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from http import HTTPStatus
 from typing import Any, NoReturn
 
@@ -17,6 +16,8 @@ from jobs.errors import ConflictError, ConveyorError, InvalidInputError, NotFoun
 log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# gunicorn is told to take any request line (``conveyor api``), so this JSON 414 is the limit.
+MAX_URL_CHARS = 8190
 # The one place a domain error becomes an HTTP status; the most specific kind comes first.
 STATUS_OF_ERROR: tuple[tuple[type[ConveyorError], int], ...] = (
     (NotFoundError, 404),
@@ -28,14 +29,6 @@ STATUS_OF_ERROR: tuple[tuple[type[ConveyorError], int], ...] = (
 def abort(status: int, message: str, **kwargs: Any) -> NoReturn:
     smorest_abort(status, message=message, **kwargs)
     raise AssertionError("unreachable")
-
-
-def parse_uuid(text: str, what: str) -> uuid.UUID:
-    """A path id, or a 404 that says ids are UUIDs."""
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        abort(404, f"No {what} with id {text!r}: ids are UUIDs.")
 
 
 def error_response(status: int, message: str, errors: Any = None) -> Response:
@@ -60,6 +53,8 @@ def register(app: Flask) -> None:
 
 
 def _require_json_body() -> None:
+    if len(request.full_path) > MAX_URL_CHARS:
+        abort(414, f"The URL is longer than {MAX_URL_CHARS} characters.")
     if request.method in BODY_METHODS and request.content_length and not request.is_json:
         raise UnsupportedMediaType(
             f"Send the body as application/json, not {request.mimetype or 'no content type'}."
@@ -72,6 +67,8 @@ def _http_error(exc: HTTPException) -> Response:
     errors = data.get("errors") or data.get("messages")
     message = data.get("message") or _describe(status, errors) or exc.description or ""
     response = error_response(status, message, errors)
+    if "Allow" in (allowed := dict(exc.get_headers())):
+        response.headers["Allow"] = allowed["Allow"]
     for name, value in (data.get("headers") or {}).items():
         response.headers[name] = value
     return response
@@ -83,6 +80,8 @@ def _describe(status: int, errors: Any) -> str | None:
         return "The request body is not valid JSON."
     if status == 422 and errors:
         return "The request is not valid; see errors for each field."
+    if status == 404 and not errors:
+        return f"Nothing is at {request.path}; check the path (ids are UUIDs)."
     return None
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from api.errors import error_response
 from api.runtime import runtime
+from api.strict_json import Blueprint
 from jobs.broker import config as broker
 from jobs.migrate import pending_migrations
 

@@ -39,8 +39,8 @@ def run_once(work: Callable[[Any], Outcome], *, single_statement: bool = False) 
     if key is None:
         with (rt.single_statements if single_statement else rt.sessions).begin() as db:
             return respond(*work(db))
-    if not 1 <= len(key) <= 255:
-        abort(400, "Idempotency-Key must be 1 to 255 characters.")
+    if not (1 <= len(key) <= 255 and key.isprintable()):
+        abort(400, "Idempotency-Key must be 1 to 255 printable characters.")
     token_id = current_token().id
     fingerprint = idempotency.request_hash(request.method, request.path, request.get_json(silent=True))
     with rt.sessions.begin() as session:

@@ -7,10 +7,10 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from api.auth import SECURITY, require
 from api.schemas import JobTypeOut
+from api.strict_json import Blueprint
 from jobs.catalogue import JOB_TYPES, JobType
 
 blp = Blueprint("job-types", __name__, url_prefix="/v1/job-types", description="Job types.")
@@ -34,6 +34,28 @@ CATALOGUE = [
     }
     for jt in JOB_TYPES.values()
 ]
+
+
+def describe_submission(spec: APISpec) -> None:
+    """Document ``POST /v1/jobs`` as the server checks it: one alternative per job type, each
+    with that type's payload schema, so a client (or a fuzzer) knows which payload fits which
+    type. The marshmallow ``JobCreate`` still validates; this only makes the document exact."""
+    base = spec.components.schemas["JobCreate"]
+    common = {name: value for name, value in base["properties"].items() if name not in ("type", "payload")}
+    spec.components.schemas["JobCreate"] = {
+        "anyOf": [_submission_of(jt, common) for jt in JOB_TYPES.values()],
+    }
+
+
+def _submission_of(job_type: JobType, common: dict[str, Any]) -> dict[str, Any]:
+    payload = payload_json_schema(job_type)
+    return {
+        "type": "object",
+        "title": f"{job_type.name} job",
+        "properties": {**common, "type": {"type": "string", "enum": [job_type.name]}, "payload": payload},
+        "required": ["type", "payload"] if payload.get("required") else ["type"],
+        "additionalProperties": False,
+    }
 
 
 @blp.route("")

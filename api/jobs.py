@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, actor, require
-from api.errors import parse_uuid
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, encode_cursor
 from api.runtime import runtime
 from api.schemas import JobCreate, JobOut, JobPage, JobQuery
+from api.strict_json import Blueprint
 from jobs import dead_letters, service
 from jobs.models import Job
 
@@ -61,32 +61,32 @@ class Jobs(MethodView):
         return run_once(submit, single_statement=True)
 
 
-@blp.route("/<job_id>")
+@blp.route("/<uuid:job_id>")
 class JobById(MethodView):
     @require("jobs:read")
     @blp.doc(security=SECURITY)
     @blp.response(200, JobOut)
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: uuid.UUID) -> dict[str, Any]:
         """Read one job."""
         return _with_job(job_id, lambda session, jid: service.get(session, jid)).to_dict()
 
 
-@blp.route("/<job_id>/cancel")
+@blp.route("/<uuid:job_id>/cancel")
 class CancelJob(MethodView):
     @require("jobs:write")
     @blp.doc(security=SECURITY)
     @blp.response(200, JobOut)
-    def post(self, job_id: str) -> dict[str, Any]:
+    def post(self, job_id: uuid.UUID) -> dict[str, Any]:
         """Cancel a waiting job now, or ask a running one to stop (409 once it has finished)."""
         return _with_job(job_id, service.cancel, write=True).to_dict()
 
 
-@blp.route("/<job_id>/retry")
+@blp.route("/<uuid:job_id>/retry")
 class RetryJob(MethodView):
     @require("jobs:write")
     @blp.doc(security=SECURITY)
     @blp.response(202, JobOut)
-    def post(self, job_id: str) -> dict[str, Any]:
+    def post(self, job_id: uuid.UUID) -> dict[str, Any]:
         """Run a dead or cancelled job again from its first attempt."""
         who = actor()
         return _with_job(
@@ -94,9 +94,8 @@ class RetryJob(MethodView):
         ).to_dict()
 
 
-def _with_job(job_id: str, operation: Any, *, write: bool = False) -> Job:
-    jid = parse_uuid(job_id, "job")
+def _with_job(job_id: uuid.UUID, operation: Any, *, write: bool = False) -> Job:
     rt = runtime()
     with rt.sessions.begin() if write else rt.sessions() as session:
-        job: Job = operation(session, jid)
+        job: Job = operation(session, job_id)
         return job

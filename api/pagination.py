@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from api.errors import abort
 
@@ -17,12 +17,15 @@ def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (timestamp, id) a cursor names; anything not made by ``encode_cursor`` is a 400."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         text, row_id = json.loads(raw)
+        if not (isinstance(text, str) and isinstance(row_id, str)):
+            raise ValueError("not a timestamp and an id")
         at = datetime.fromisoformat(text)
         if at.tzinfo is None:
             raise ValueError("naive timestamp")
-        return at, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error):
+        return at.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error):
         abort(400, "The cursor is not valid; pass back next_cursor from a previous page.")

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from api.fields import Flag, Text, Timestamp
+from jobs.broker.queues import QUEUES
+from jobs.catalogue import JOB_TYPES
 from jobs.models import JobState
 
 
 class JobCreate(Schema):
-    type = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    payload = fields.Dict(keys=fields.String(), load_default=dict)
-    queue = fields.String(validate=validate.Length(min=1, max=64))
-    priority = fields.Integer(load_default=0, validate=validate.Range(min=0, max=9))
-    run_at = fields.AwareDateTime()
-    max_attempts = fields.Integer(validate=validate.Range(min=1, max=100))
-    correlation_id = fields.String(validate=validate.Length(max=200))
-    causation_id = fields.String(validate=validate.Length(max=200))
+    type = Text(required=True, metadata={"enum": list(JOB_TYPES), "description": "see GET /v1/job-types"})
+    payload = fields.Dict(
+        keys=fields.String(),
+        load_default=dict,
+        metadata={"description": "checked by the type's payload schema (GET /v1/job-types)"},
+    )
+    queue = Text(metadata={"enum": list(QUEUES)})
+    priority = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=9))
+    run_at = Timestamp()
+    max_attempts = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
+    correlation_id = Text(validate=validate.Length(max=200))
+    causation_id = Text(validate=validate.Length(max=200))
 
 
 class ErrorInfo(Schema):
@@ -54,11 +61,14 @@ class JobOut(Schema):
     )
 
 
+CURSOR = {"description": "next_cursor from the previous page; any other value is a 400"}
+
+
 class JobQuery(Schema):
-    type = fields.String()
+    type = Text()
     state = fields.String(validate=validate.OneOf([s.value for s in JobState]))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = fields.String()
+    cursor = Text(metadata=CURSOR)
 
 
 class JobPage(Schema):
@@ -75,14 +85,14 @@ class JobTypeOut(Schema):
 
 
 class DeadLetterQuery(Schema):
-    queue = fields.String()
-    type = fields.String()
-    error = fields.String(metadata={"description": "an error type, or text in the error message"})
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
+    queue = Text()
+    type = Text()
+    error = Text(metadata={"description": "an error type, or text in the error message"})
+    since = Timestamp()
+    until = Timestamp()
     state = fields.String(load_default="dead", validate=validate.OneOf(["dead", "requeued", "purged"]))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = fields.String()
+    cursor = Text(metadata=CURSOR)
 
 
 class AuditOut(Schema):
@@ -129,20 +139,23 @@ class DeadLetterStats(Schema):
 
 class Requeue(Schema):
     payload = fields.Dict(keys=fields.String())
-    reason = fields.String(validate=validate.Length(max=500))
+    reason = Text(validate=validate.Length(max=500))
 
 
 class BulkRequeue(Schema):
-    queue = fields.String()
-    type = fields.String()
-    error = fields.String()
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
-    all = fields.Boolean(
-        load_default=False, metadata={"description": "requeue everything when no filter is given"}
+    queue = Text()
+    type = Text()
+    error = Text()
+    since = Timestamp()
+    until = Timestamp()
+    all = Flag(
+        load_default=False,
+        metadata={
+            "description": "requeue everything; without it, at least one filter is required (else 422)"
+        },
     )
-    dry_run = fields.Boolean(load_default=False)
-    reason = fields.String(validate=validate.Length(max=500))
+    dry_run = Flag(load_default=False)
+    reason = Text(validate=validate.Length(max=500))
 
 
 class BulkRequeueResult(Schema):
@@ -153,4 +166,4 @@ class BulkRequeueResult(Schema):
 
 
 class Purge(Schema):
-    reason = fields.String(validate=validate.Length(max=500))
+    reason = Text(validate=validate.Length(max=500))

@@ -75,6 +75,12 @@ def writer(backend: Backend) -> str:
 
 
 @pytest.fixture(scope="session")
+def admin(backend: Backend) -> str:
+    """A token with every scope."""
+    return backend.token("admin")
+
+
+@pytest.fixture(scope="session")
 def ops(backend: Backend) -> str:
     """A token with the scope operators have."""
     return backend.token("ops")

@@ -40,7 +40,8 @@ def api(ctx: Context, workers: int, threads: int, port: int | None) -> None:
     """Serve the HTTP API with gunicorn (threads overlap the waits on database commits)."""
     bind = f"{ctx.settings.api_host}:{port or ctx.settings.api_port}"
     argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads)]
-    _exec([*argv, "-b", bind, "api.wsgi:app"])
+    # Any request line: the API answers an over-long URL with its own JSON 414, not gunicorn's page.
+    _exec([*argv, "--limit-request-line", "0", "-b", bind, "api.wsgi:app"])
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
