@@ -5,35 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
 from flask.views import MethodView
 
 from api.auth import SECURITY, require
 from api.schemas import JobTypeOut
 from api.strict_json import Blueprint
-from jobs.catalogue import JOB_TYPES, JobType
+from jobs.catalogue import JOB_TYPES, JobType, describe, payload_json_schema
 
 blp = Blueprint("job-types", __name__, url_prefix="/v1/job-types", description="Job types.")
 
-
-def payload_json_schema(job_type: JobType) -> dict[str, Any]:
-    plugin = MarshmallowPlugin()
-    APISpec("conveyor", "v1", "3.0.3", plugins=[plugin])
-    assert plugin.converter is not None
-    schema: dict[str, Any] = plugin.converter.schema2jsonschema(job_type.schema)
-    return schema
-
-
-CATALOGUE = [
-    {
-        "name": jt.name,
-        "task_name": jt.task_name,
-        "queue": jt.queue,
-        "description": jt.description,
-        "payload_schema": payload_json_schema(jt),
-    }
-    for jt in JOB_TYPES.values()
-]
+CATALOGUE = [describe(jt) for jt in JOB_TYPES.values()]
 
 
 def describe_submission(spec: APISpec) -> None:

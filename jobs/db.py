@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import select
 import sqlite3
 from functools import cached_property
+from pathlib import Path
 from typing import Any, cast
 
 import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
-from sqlalchemy import Connection, CursorResult, Engine, Update, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Update, create_engine, event, make_url
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -28,7 +30,7 @@ def make_engine(settings: Settings, *, for_worker: bool = False) -> Engine:
     """
     url = settings.database_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _create_private(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None})
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "begin", _begin_immediate)
@@ -37,6 +39,16 @@ def make_engine(settings: Settings, *, for_worker: bool = False) -> Engine:
     engine = create_engine(url, pool_size=10, max_overflow=10, connect_args=connect_args)
     event.listen(engine, "checkout", _discard_if_closed_by_server)
     return engine
+
+
+def _create_private(database: str | None) -> None:
+    """Create the SQLite file readable by this user only, before SQLite creates it world-readable."""
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _discard_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -89,6 +89,20 @@ class Settings:
         return self.data_dir / "broker"
 
 
+def ensure_data_dir(settings: Settings) -> Path:
+    """Make the data folder if it is missing, readable by this user only: it holds the embedded
+    database, the broker's messages and the dev credentials."""
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return settings.data_dir
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a file only this user can read, from the moment it exists."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "data_dir": ("CONVEYOR_DATA_DIR", Path),
     "database_url": ("CONVEYOR_DATABASE_URL", _database_url),

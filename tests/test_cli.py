@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,13 +113,19 @@ class DevPlatform:
     data_dir: Path
 
 
-@pytest.fixture
-def dev_platform(tmp_path: Path) -> Iterator[DevPlatform]:
-    """``conveyor dev`` in its own session, on free ports, with a data folder of its own."""
+@pytest.fixture(params=["embedded", "rabbitmq", "redis"])
+def dev_platform(
+    request: pytest.FixtureRequest, tmp_path: Path, own_backend: Callable[..., Backend]
+) -> Iterator[DevPlatform]:
+    """``conveyor dev`` in its own session, on free ports, with a data folder that does not exist
+    yet, on the backend's database and broker as a newcomer would set them."""
+    backend = own_backend(request.param)
     api_port, flower_port = free_port(), free_port()
+    data_dir = tmp_path / "fresh" / "var"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env |= {k: v for k, v in backend.env.items() if k in ("CONVEYOR_DATABASE_URL", "CONVEYOR_BROKER_URL")}
     env |= {
-        "CONVEYOR_DATA_DIR": str(tmp_path),
+        "CONVEYOR_DATA_DIR": str(data_dir),
         "CONVEYOR_API_PORT": str(api_port),
         "CONVEYOR_FLOWER_PORT": str(flower_port),
     }
@@ -133,7 +140,7 @@ def dev_platform(tmp_path: Path) -> Iterator[DevPlatform]:
         )
     api_url, flower_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{flower_port}"
     try:
-        yield DevPlatform(process, api_url, flower_url, tmp_path)
+        yield DevPlatform(process, api_url, flower_url, data_dir)
     finally:
         stop_process(process, timeout=30)
 
@@ -164,7 +171,41 @@ def test_dev_runs_the_whole_platform_and_stops_on_sigterm(dev_platform: DevPlatf
     )
     assert job["result"] == {"hi": 1}
     wait_until(lambda: get_ok(f"{dev_platform.flower_url}/healthcheck"), 60, "Flower to answer")
+    user, _, password = (dev_platform.data_dir / "flower-login").read_text().strip().partition(":")
+    assert requests.get(f"{dev_platform.flower_url}/api/workers", timeout=10).status_code == 401
+    assert requests.get(f"{dev_platform.flower_url}/api/workers", auth=(user, password), timeout=10).ok
+    assert_private(dev_platform.data_dir)
 
     os.killpg(dev_platform.process.pid, signal.SIGTERM)
 
     dev_platform.process.wait(timeout=30)
+
+
+def assert_private(data_dir: Path) -> None:
+    """What ``conveyor dev`` keeps is readable by its user only, from the moment it exists."""
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    for name in ("dev-token", "flower-login", "conveyor.db"):
+        if (data_dir / name).exists() or name != "conveyor.db":
+            assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
+
+
+def test_jobs_cancel_and_retry_do_what_the_api_does(embedded: Backend) -> None:
+    job_id = conveyor(embedded, "submit", "echo").stdout.strip()
+
+    cancelled = conveyor(embedded, "jobs", "cancel", job_id)
+    again = conveyor(embedded, "jobs", "cancel", job_id)
+    retried = conveyor(embedded, "jobs", "retry", job_id)
+
+    assert json.loads(cancelled.stdout)["state"] == "cancelled", cancelled.stderr
+    assert_fails_clearly(again, "already cancelled")
+    assert json.loads(retried.stdout)["state"] == "queued", retried.stderr
+
+
+def test_job_types_lists_every_type_and_its_payload_schema(embedded: Backend) -> None:
+    table = conveyor(embedded, "job-types")
+    listed = json.loads(conveyor(embedded, "job-types", "--json").stdout)
+
+    assert all(name in table.stdout for name in ("echo", "sleep", "fail", "crash"))
+    assert {t["name"]: t["payload_schema"]["required"] for t in listed if t["name"] == "sleep"} == {
+        "sleep": ["ms"]
+    }

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,19 +15,22 @@ import requests
 from flask.testing import FlaskClient
 
 from tests.services import free_port
-from tests.support import Backend, stop_process, submit, wait_until
+from tests.support import ROOT, Backend, stop_process, submit, wait_until
 
 RESUBMIT_S = 5
 
 
+LOGIN = ("operator", f"pw-{uuid.uuid4().hex}")
+
+
 @pytest.fixture(scope="module")
 def flower(backend: Backend) -> Iterator[str]:
-    """Flower's base URL, once it lists a worker.
-
-    Its HTTP API answers without auth only when told to (Flower 2).
-    """
+    """Flower's base URL, once it lists a worker; it always asks for a login."""
     port = free_port()
-    process = backend.spawn("-m", "jobs.cli", "flower", CONVEYOR_FLOWER_PORT=str(port))
+    login = ":".join(LOGIN)
+    process = backend.spawn(
+        "-m", "jobs.cli", "flower", CONVEYOR_FLOWER_PORT=str(port), CONVEYOR_FLOWER_BASIC_AUTH=login
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: listed_test_workers(url), 60, "Flower to list a test worker")
@@ -36,7 +43,7 @@ def flower(backend: Backend) -> Iterator[str]:
 def get_json(url: str, **params: str) -> Any:
     """The decoded body of a 200 answer, or None while Flower is not answering yet."""
     try:
-        response = requests.get(url, params=params, timeout=10)
+        response = requests.get(url, params=params, auth=LOGIN, timeout=10)
     except requests.RequestException:
         return None
     return response.json() if response.status_code == 200 else None
@@ -67,3 +74,38 @@ def test_flower_lists_a_submitted_echo_task_once_it_succeeds(
     task = wait_until(listed_echo_task, 60, "Flower to list an echo task that succeeded")
 
     assert task["name"] == "conveyor.diagnostics.echo"
+
+
+def test_flower_refuses_a_request_without_its_login_and_a_cross_site_one_with_it(flower: str) -> None:
+    anonymous = requests.get(f"{flower}/api/workers", timeout=10)
+    cross_site = requests.post(
+        f"{flower}/api/task/async-apply/conveyor.diagnostics.echo",
+        json={"args": []},
+        auth=LOGIN,
+        headers={"Origin": "http://attacker.example", "Sec-Fetch-Site": "cross-site"},
+        timeout=10,
+    )
+
+    assert anonymous.status_code == 401
+    assert "Access-Control-Allow-Origin" not in anonymous.headers
+    assert cross_site.status_code == 403
+
+
+def test_flowers_password_is_not_on_its_command_line(backend: Backend, flower: str) -> None:
+    command_lines = [
+        Path(f"/proc/{p.pid}/cmdline").read_bytes() for p in backend.processes if p.poll() is None
+    ]
+    assert command_lines and not any(LOGIN[1].encode() in line for line in command_lines)
+
+
+def test_flower_will_not_start_without_a_login(backend: Backend) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "flower"],
+        cwd=ROOT,
+        env={**backend.process_env(), "CONVEYOR_FLOWER_BASIC_AUTH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "CONVEYOR_FLOWER_BASIC_AUTH" in done.stderr

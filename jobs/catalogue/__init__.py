@@ -17,7 +17,7 @@ from jobs.catalogue import diagnostics
 from jobs.catalogue.base import JobType
 from jobs.errors import InvalidJobError
 
-__all__ = ["JOB_TYPES", "TYPE_OF_TASK", "JobType", "validate_payload"]
+__all__ = ["JOB_TYPES", "TYPE_OF_TASK", "JobType", "describe", "payload_json_schema", "validate_payload"]
 
 JOB_TYPES: dict[str, JobType] = {jt.name: jt for jt in diagnostics.JOB_TYPES}
 TYPE_OF_TASK = {jt.task_name: jt.name for jt in JOB_TYPES.values()}
@@ -39,3 +39,26 @@ def validate_payload(job_type: str, payload: Any) -> dict[str, Any]:
 @functools.cache
 def _payload_schema(job_type: str) -> Schema:
     return JOB_TYPES[job_type].schema()
+
+
+def payload_json_schema(job_type: JobType) -> dict[str, Any]:
+    """The type's payload schema as JSON Schema, as the OpenAPI document shows it."""
+    from apispec import APISpec
+    from apispec.ext.marshmallow import MarshmallowPlugin
+
+    plugin = MarshmallowPlugin()
+    APISpec("conveyor", "v1", "3.0.3", plugins=[plugin])
+    assert plugin.converter is not None
+    schema: dict[str, Any] = plugin.converter.schema2jsonschema(job_type.schema)
+    return schema
+
+
+def describe(job_type: JobType) -> dict[str, Any]:
+    """A job type as ``GET /v1/job-types`` and ``conveyor job-types`` show it."""
+    return {
+        "name": job_type.name,
+        "task_name": job_type.task_name,
+        "queue": job_type.queue,
+        "description": job_type.description,
+        "payload_schema": payload_json_schema(job_type),
+    }

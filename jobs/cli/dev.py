@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,6 +19,7 @@ import click
 from jobs import tokens
 from jobs.cli.support import Context, pass_context
 from jobs.migrate import upgrade
+from jobs.settings import ensure_data_dir, write_secret
 
 PROCESSES = ("api", "worker", "beat", "relay", "flower")
 
@@ -26,12 +30,17 @@ PROCESSES = ("api", "worker", "beat", "relay", "flower")
 def dev(ctx: Context, port: int | None) -> None:
     """Migrate, then run the API, a worker, beat, the relay and Flower until Ctrl-C."""
     settings = ctx.settings
+    ensure_data_dir(settings)
     upgrade(settings)
     token = _dev_token(ctx)
+    flower_login = settings.flower_basic_auth or _dev_secret(settings.data_dir / "flower-login", _new_login)
     api_url = f"http://{settings.api_host}:{port or settings.api_port}"
-    children = {name: _spawn(name, port) for name in PROCESSES}
+    env = {**os.environ, "CONVEYOR_FLOWER_BASIC_AUTH": flower_login}
+    children = {name: _spawn(name, port, env) for name in PROCESSES}
+    user, _, password = flower_login.partition(":")
     click.echo(
         f"Conveyor is up: API {api_url}/docs, Flower http://{settings.flower_host}:{settings.flower_port}"
+        f" (user {user}, password {password})"
     )
     example = shlex.quote(json.dumps({"type": "echo", "payload": {"hello": "world"}}))
     click.echo(
@@ -53,16 +62,26 @@ def _dev_token(ctx: Context) -> str:
                 return token
     with sessions.begin() as session:
         token = tokens.create_token(session, "dev", ["admin"])
-    path.write_text(token + "\n")
-    path.chmod(0o600)
+    write_secret(path, token + "\n")
     return token
 
 
-def _spawn(name: str, port: int | None) -> subprocess.Popen[bytes]:
+def _dev_secret(path: Path, make: Callable[[], str]) -> str:
+    """A secret for this machine, kept (readable by this user only) so it survives restarts."""
+    if not path.exists():
+        write_secret(path, make() + "\n")
+    return path.read_text().strip()
+
+
+def _new_login() -> str:
+    return f"conveyor:{secrets.token_urlsafe(18)}"
+
+
+def _spawn(name: str, port: int | None, env: dict[str, str]) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "jobs.cli", name]
     if name == "api" and port:
         argv += ["--port", str(port)]
-    return subprocess.Popen(argv, env=os.environ.copy())
+    return subprocess.Popen(argv, env=env)
 
 
 def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:

@@ -9,8 +9,9 @@ import uuid
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobs import service
-from jobs.cli.support import Context, parse_json, parse_uuid, pass_context, to_json
+from jobs import dead_letters, service
+from jobs.catalogue import JOB_TYPES, describe
+from jobs.cli.support import Context, actor, parse_json, parse_uuid, pass_context, to_json
 from jobs.models import FINISHED_STATES, Job, JobState
 
 POLL_S = 0.2
@@ -100,4 +101,34 @@ def show_job(ctx: Context, job_id: str) -> None:
         click.echo(to_json(service.get(session, parse_uuid(job_id, "job")).to_dict()))
 
 
-COMMANDS = (submit, jobs)
+@jobs.command("cancel")
+@click.argument("job_id")
+@pass_context
+def cancel_job(ctx: Context, job_id: str) -> None:
+    """Cancel a waiting job now, or ask a running one to stop; prints the job as JSON."""
+    with ctx.sessions.begin() as session:
+        click.echo(to_json(service.cancel(session, parse_uuid(job_id, "job")).to_dict()))
+
+
+@jobs.command("retry")
+@click.argument("job_id")
+@pass_context
+def retry_job(ctx: Context, job_id: str) -> None:
+    """Run a dead or cancelled job again from its first attempt; prints the job as JSON."""
+    with ctx.sessions.begin() as session:
+        job = dead_letters.retry_job(session, parse_uuid(job_id, "job"), actor=actor())
+        click.echo(to_json(job.to_dict()))
+
+
+@click.command("job-types")
+@click.option("--json", "as_json", is_flag=True, help="with each type's payload JSON schema")
+def job_types(as_json: bool) -> None:
+    """List the job types this release accepts."""
+    if as_json:
+        click.echo(to_json([describe(jt) for jt in JOB_TYPES.values()]))
+        return
+    for jt in JOB_TYPES.values():
+        click.echo(f"{jt.name:10} {jt.queue:12} {jt.description}")
+
+
+COMMANDS = (submit, jobs, job_types)

@@ -14,7 +14,6 @@ from jobs.broker.queues import QUEUES
 from jobs.cli.support import Context, pass_context
 
 CELERY = (sys.executable, "-m", "celery", "-A", "workers.app")
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _exec(argv: list[str]) -> NoReturn:
@@ -61,19 +60,18 @@ def beat(ctx: Context) -> None:
 @click.command()
 @pass_context
 def flower(ctx: Context) -> None:
-    """Run Flower, bound to CONVEYOR_FLOWER_HOST (its API needs no login only on loopback)."""
+    """Run Flower, bound to CONVEYOR_FLOWER_HOST, behind a login everywhere: without one, any web
+    page open in a browser on the machine could drive it (apply tasks, shut workers down)."""
     settings = ctx.settings
-    argv = [*CELERY, "flower", f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
-    argv.append("--inspect_timeout=3000")
-    if settings.flower_basic_auth:
-        argv.append(f"--basic_auth={settings.flower_basic_auth}")
-    elif settings.flower_host in LOOPBACK:
-        os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
-    else:
+    if not settings.flower_basic_auth:
         raise click.UsageError(
-            "Flower listens beyond loopback: set CONVEYOR_FLOWER_BASIC_AUTH=user:password."
+            "Flower always asks for a login: set CONVEYOR_FLOWER_BASIC_AUTH=user:password "
+            "(`conveyor dev` makes one)."
         )
-    _exec(argv)
+    # Through the environment, not the command line, which any user can read in `ps`.
+    os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth
+    argv = [*CELERY, "flower", f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
+    _exec([*argv, "--inspect_timeout=3000"])
 
 
 @click.command()
