@@ -76,6 +76,15 @@ class JobPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+class TokenOut(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    scopes = fields.List(fields.String())
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+
+
 class JobTypeOut(Schema):
     name = fields.String()
     task_name = fields.String()

@@ -25,6 +25,10 @@ class DeadLetterNotFoundError(NotFoundError):
     """No dead letter has this id."""
 
 
+class TokenNotFoundError(NotFoundError):
+    """No API token has this id."""
+
+
 class ConflictError(ConveyorError):
     """The current state does not allow the operation (HTTP 409): retrying it as is cannot help."""
 

@@ -1,18 +1,23 @@
-"""API tokens: shown once at creation, stored only as a SHA-256 hash, each with scopes."""
+"""API tokens: shown once at creation, stored only as a SHA-256 hash, each with scopes, and
+revocable; one may be made to expire."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import uuid
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from jobs.errors import InvalidScopeError
-from jobs.models import ApiToken
+from jobs.errors import ConflictError, InvalidInputError, InvalidScopeError, TokenNotFoundError
+from jobs.models import ApiToken, utcnow
 
 SCOPES = ("jobs:write", "jobs:read", "ops", "admin")
 TOKEN_PREFIX = "cvr_"
+DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
 def hash_token(token: str) -> str:
@@ -29,10 +34,20 @@ def parse_scopes(text: str) -> list[str]:
     return scopes
 
 
-def create_token(session: Session, name: str, scopes: list[str]) -> str:
+def parse_duration(text: str) -> timedelta:
+    """``90m``, ``12h`` or ``30d``."""
+    match = re.fullmatch(r"(\d{1,6})([mhd])", text.strip())
+    if match is None or int(match[1]) == 0:
+        raise InvalidInputError(f"{text!r} is not a duration: write a number and m, h or d (90m, 12h, 30d).")
+    return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})
+
+
+def create_token(session: Session, name: str, scopes: list[str], expires_in: timedelta | None = None) -> str:
     """Store a new token and return its plain text, which is never stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, token_hash=hash_token(token), scopes=",".join(scopes)))
+    expires_at = utcnow() + expires_in if expires_in else None
+    row = ApiToken(name=name, token_hash=hash_token(token), scopes=",".join(scopes), expires_at=expires_at)
+    session.add(row)
     return token
 
 
@@ -40,9 +55,33 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
     found = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if found is None or found.revoked_at is not None:
         return None
+    if found.expires_at is not None and found.expires_at <= utcnow():
+        return None
     return found
 
 
 def has_scope(token: ApiToken, scope: str) -> bool:
     granted = token.scopes.split(",")
     return scope in granted or "admin" in granted
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)))
+
+
+def get(session: Session, token_id: uuid.UUID) -> ApiToken:
+    found = session.get(ApiToken, token_id)
+    if found is None:
+        raise TokenNotFoundError(f"No token with id {token_id}.")
+    return found
+
+
+def revoke(session: Session, token_id: uuid.UUID) -> ApiToken:
+    """Refuse the token from now on (each API process may accept it for its cache's few seconds)."""
+    token = get(session, token_id)
+    if token.revoked_at is not None:
+        raise ConflictError(
+            f"Token {token_id} was already revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S} UTC."
+        )
+    token.revoked_at = utcnow()
+    return token

@@ -189,12 +189,14 @@ def submit_and_publish(
     return str(job.id)
 
 
-def conveyor(backend: Backend, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def conveyor(
+    backend: Backend, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run the ``conveyor`` command as an operator would, with no terminal on its input."""
     return subprocess.run(
         [sys.executable, "-m", "jobs.cli", *args],
         cwd=ROOT,
-        env=backend.process_env(),
+        env=backend.process_env(**env),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

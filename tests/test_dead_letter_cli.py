@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 import subprocess
 
 from flask.testing import FlaskClient
@@ -14,8 +15,12 @@ from tests.support import Backend, conveyor
 # The CLI
 
 
+# The OS account, whatever $USER claims: the CLI is run with USER=someone-else.
+CLI_ACTOR = f"cli:{pwd.getpwuid(os.geteuid()).pw_name}"
+
+
 def dead_letters_cli(backend: Backend, *args: str) -> subprocess.CompletedProcess[str]:
-    return conveyor(backend, "dead-letters", *args)
+    return conveyor(backend, "dead-letters", *args, USER="someone-else", LOGNAME="someone-else")
 
 
 def succeeds(done: subprocess.CompletedProcess[str]) -> str:
@@ -70,7 +75,7 @@ def test_cli_requeues_one_dead_letter_with_a_corrected_payload_as_the_cli_user(
     assert "Requeued 1" in succeeds(done) + done.stderr
     assert backend.wait_for_job(job_id, "succeeded", "dead").state == "succeeded"
     entry = letter(client, ops, letter_id)["requeues"][0]
-    assert (entry["actor"], entry["reason"]) == (f"cli:{getpass.getuser()}", "x")
+    assert (entry["actor"], entry["reason"]) == (CLI_ACTOR, "x")
 
 
 def test_cli_bulk_requeue_dry_run_prints_the_count_and_changes_nothing(
@@ -108,7 +113,7 @@ def test_cli_bulk_requeue_with_yes_requeues_every_match(
     assert "Requeued 2" in succeeds(done) + done.stderr
     for job_id, letter_id in made.items():
         entry = letter(client, ops, letter_id)["requeues"][0]
-        assert (entry["actor"], entry["reason"]) == (f"cli:{getpass.getuser()}", "bulk")
+        assert (entry["actor"], entry["reason"]) == (CLI_ACTOR, "bulk")
         # The run fails again (attempts restart); wait, so no later test sees it die.
         dead_letter_of(backend, job_id, besides=letter_id)
 
@@ -121,9 +126,7 @@ def test_cli_purges_a_dead_letter_by_id(backend: Backend, client: FlaskClient, w
     assert "Purged 1" in succeeds(done) + done.stderr
     purged = letter(client, ops, letter_id)
     assert purged["state"] == "purged" and purged["message"] == {}
-    assert [(e["action"], e["actor"], e["reason"]) for e in purged["audit"]] == [
-        ("purge", f"cli:{getpass.getuser()}", "r")
-    ]
+    assert [(e["action"], e["actor"], e["reason"]) for e in purged["audit"]] == [("purge", CLI_ACTOR, "r")]
 
 
 def test_cli_purge_without_ids_or_expired_fails_clearly(backend: Backend) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
+import pwd
 import uuid
 from typing import Any
 
@@ -46,5 +47,10 @@ def parse_uuid(text: str, what: str) -> uuid.UUID:
 
 
 def actor() -> str:
-    """Who the audit log names for a command run at this shell."""
-    return f"cli:{getpass.getuser()}"
+    """Who the audit log names for a command run at this shell: the OS account the process runs
+    as, which (unlike ``$USER``) the person at the shell cannot simply claim to be another."""
+    uid = os.geteuid()
+    try:
+        return f"cli:{pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"cli:uid-{uid}"

@@ -21,6 +21,18 @@ class ApiToken(Base):
     scopes: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The token as the API and the CLI show it: never its hash."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "scopes": self.scopes.split(","),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        }
 
 
 class IdempotencyKey(Base):

@@ -1,13 +1,65 @@
-"""Error reporting to Sentry, only when ``CONVEYOR_SENTRY_DSN`` is set."""
+"""Error reporting to Sentry, only when ``CONVEYOR_SENTRY_DSN`` is set, and never with secrets.
+
+Job payloads and results, request bodies, tokens, passwords, AWS keys and database URLs with a
+password stay home: keys with such names are filtered wherever they appear in an event (frame
+locals, request data, extra), and such values are filtered inside any string (a log message, an
+exception's text).
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from jobs.settings import Settings
+
+FILTERED = "[Filtered]"
+SENSITIVE_KEYS = frozenset(
+    {"payload", "result", "body", "data", "token", "dsn", "database_url", "broker_url", "flower_basic_auth"}
+    | {"aws_secret_access_key", "aws_access_key_id", "secret_key", "access_key", "password", "secret"}
+)
+SECRET_VALUES = (
+    (re.compile(r"cvr_[A-Za-z0-9_-]{16,}"), FILTERED),  # Conveyor API tokens
+    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), FILTERED),  # AWS access key ids
+    (re.compile(r"(?i)(aws_secret_access_key\W+)[A-Za-z0-9/+=]{40}"), rf"\1{FILTERED}"),
+    (re.compile(r"(://[^:/@\s]+:)[^@/\s]+@"), rf"\1{FILTERED}@"),  # user:password@ in any URL
+    (re.compile(r"(?i)(bearer\s+)\S+"), rf"\1{FILTERED}"),
+)
 
 
 def init_sentry(settings: Settings, component: str) -> None:
     if not settings.sentry_dsn:
         return
     import sentry_sdk
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
-    sentry_sdk.init(dsn=settings.sentry_dsn, server_name=component, send_default_pii=False)
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn,
+        server_name=component,
+        send_default_pii=False,
+        max_request_body_size="never",
+        event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *SENSITIVE_KEYS], recursive=True),
+        before_send=scrub,
+        before_breadcrumb=lambda crumb, _hint: scrub_value(crumb),
+    )
+
+
+def scrub(event: Any, _hint: Any) -> Any:
+    """The event with every secret-looking string filtered (the scrubber filters by key)."""
+    return scrub_value(event)
+
+
+def scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        for pattern, replacement in SECRET_VALUES:
+            value = pattern.sub(replacement, value)
+        return value
+    if isinstance(value, dict):
+        return {key: FILTERED if _sensitive(key) else scrub_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_value(item) for item in value]
+    return value
+
+
+def _sensitive(key: Any) -> bool:
+    return isinstance(key, str) and key.lower() in SENSITIVE_KEYS
