@@ -65,7 +65,8 @@ class Settings:
     idempotency_ttl_hours: float = 24.0
     max_body_bytes: int = 1_048_576
     relay_interval_ms: int = 200
-    visibility_timeout_s: int = 3600
+    visibility_timeout_s: int = 60
+    lease_s: int = 30
     delivery_limit: int = 5
     task_time_limit_s: int = 3600
     dead_letter_retention_days: int = 30
@@ -114,6 +115,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_body_bytes": ("CONVEYOR_MAX_BODY_BYTES", _positive_int),
     "relay_interval_ms": ("CONVEYOR_RELAY_INTERVAL_MS", _positive_int),
     "visibility_timeout_s": ("CONVEYOR_VISIBILITY_TIMEOUT_S", _positive_int),
+    "lease_s": ("CONVEYOR_LEASE_S", _positive_int),
     "delivery_limit": ("CONVEYOR_DELIVERY_LIMIT", _positive_int),
     "task_time_limit_s": ("CONVEYOR_TASK_TIME_LIMIT_S", _positive_int),
     "dead_letter_retention_days": ("CONVEYOR_DEAD_LETTER_RETENTION_DAYS", _positive_int),

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from jobs import service
 from jobs.db import Database
-from jobs.models import Job, JobState, OutboxMessage
+from jobs.models import Job, JobState, OutboxMessage, utcnow
 
 LIMIT = 5  # deliveries of one attempt a test delivery accepts
 
@@ -98,3 +98,9 @@ def in_state(db: Database, state: str) -> uuid.UUID:
 def transaction(db: Database, via: str) -> AbstractContextManager[Session | Connection]:
     """A transaction on a session, or on a bare connection as the workers' hot path uses."""
     return db.sessions.begin() if via == "session" else db.engine.begin()
+
+
+def lapse(db: Database, job_id: uuid.UUID) -> None:
+    """The lease of the job's claim runs out: its worker stopped renewing it (it died)."""
+    with db.sessions.begin() as session:
+        service.get(session, job_id, for_update=True).lease_expires_at = utcnow() - timedelta(seconds=1)

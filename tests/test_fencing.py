@@ -15,13 +15,14 @@ import pytest
 from jobs import dead_letters, messages, service
 from jobs.db import Database
 from jobs.models import JobState
-from tests.state_helpers import claim, fail, load, outbox, running, submitted, succeed, token_of
+from tests.state_helpers import claim, fail, lapse, load, outbox, running, submitted, succeed, token_of
 
 
 def claimed_twice(db: Database) -> tuple[uuid.UUID, str, str]:
     """A running job, with worker A's claim and then worker B's, of the same dispatch."""
     job_id = running(db)
     stale = token_of(db, job_id)
+    lapse(db, job_id)  # A stopped renewing it (a long pause, a partition), so B could claim
     assert claim(db, job_id) is not None
     current = token_of(db, job_id)
     assert stale != current

@@ -21,6 +21,7 @@ from tests.state_helpers import (
     claim,
     fail,
     in_state,
+    lapse,
     load,
     outbox,
     row,
@@ -50,11 +51,33 @@ def test_a_delivery_of_the_current_dispatch_starts_a_queued_job(database: Databa
     assert job.lease_expires_at is not None and job.lease_expires_at > utcnow()
 
 
-def test_a_redelivery_of_a_running_job_claims_it_again_and_counts_the_delivery(database: Database) -> None:
+def test_a_redelivery_of_a_job_whose_lease_lapsed_claims_it_again_and_counts_the_delivery(
+    database: Database,
+) -> None:
     job_id = running(database)
+    lapse(database, job_id)
     again = claim(database, job_id)
     assert again is not None
     assert (again.state, again.deliveries, again.attempts) == (JobState.RUNNING, 2, 2)
+
+
+def test_a_redelivery_of_a_job_under_a_live_lease_is_skipped(database: Database) -> None:
+    job_id = running(database)
+    before = row(database, job_id)
+    assert claim(database, job_id) is None
+    assert claim(database, job_id, settle=True) is None
+    assert row(database, job_id) == before
+
+
+def test_a_renewed_lease_keeps_the_claim_and_a_replaced_claim_cannot_renew(database: Database) -> None:
+    job_id = running(database)
+    stale = token_of(database, job_id)
+    with database.sessions.begin() as session:
+        assert service.renew_lease(session, job_id, stale, timedelta(seconds=60)) is False
+    lapse(database, job_id)
+    assert claim(database, job_id) is not None
+    with database.sessions.begin() as session:
+        assert service.renew_lease(session, job_id, stale, timedelta(seconds=60)) is None
 
 
 @pytest.mark.parametrize("via", ["session", "connection"])
@@ -107,6 +130,9 @@ def test_a_running_job_asked_to_cancel_is_cancelled_at_its_next_delivery(databas
     job_id = running(database)
     assert cancel(database, job_id).cancel_requested
     assert load(database, job_id).state == JobState.RUNNING
+    assert claim(database, job_id, settle=True) is None  # its worker is alive and will stop it
+    assert load(database, job_id).state == JobState.RUNNING
+    lapse(database, job_id)
     assert claim(database, job_id) is None
     assert claim(database, job_id, settle=True) is None
     job = load(database, job_id)
@@ -141,6 +167,7 @@ def test_a_job_past_its_lease_is_sent_again_until_out_of_deliveries(database: Da
 
 def test_a_delivery_past_the_delivery_limit_is_settled_as_dead(database: Database) -> None:
     job_id = running(database)
+    lapse(database, job_id)
     assert claim(database, job_id, limit=1) is None
     settled = claim(database, job_id, limit=1, settle=True)
     assert settled is not None

@@ -9,6 +9,8 @@ from celery import Celery, signals
 from jobs.broker.config import celery_config
 from jobs.broker.queues import dead_letter_queues
 from jobs.catalogue import JOB_TYPES
+from jobs.doctor import problems
+from jobs.errors import SettingsError
 from jobs.observability import start_process
 from jobs.settings import Settings
 from schedules.beat import BEAT_SCHEDULE
@@ -18,6 +20,9 @@ from workers.maintenance import MAINTENANCE_TASKS
 
 
 def make_celery(settings: Settings) -> Celery:
+    refused = problems(settings)
+    if refused:
+        raise SettingsError("Refusing to start a worker: " + " ".join(refused))
     app = Celery("conveyor", set_as_current=False)
     app.config_from_object(celery_config(settings, confirm_publish=False))
     app.conf.worker_consumer = "workers.consumer:DeadLetteringConsumer"
@@ -37,6 +42,7 @@ def make_celery(settings: Settings) -> Celery:
     for name, function in MAINTENANCE_TASKS.items():
         app.task(name=name, shared=False)(_bind_runtime(function, runtime))
     _declare_dead_letter_queues_on_start(app, settings)
+    signals.worker_process_init.connect(lambda **_: runtime.after_fork(), weak=False)
     return app
 
 

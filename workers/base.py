@@ -27,11 +27,11 @@ from tasks import Handler
 from tasks.context import JobContext
 from tasks.errors import JobCancelledError, PermanentError, RetryableError
 from workers.dead_letters import DeadLettered, failure_info
+from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
 DATABASE_DOWN_PAUSE_S = 2.0
-LEASE_GRACE_S = 30
 
 
 def unstorable(result: Any) -> str | None:
@@ -73,6 +73,12 @@ class Runtime(Database):
             self._close_connection()
             raise
 
+    def after_fork(self) -> None:
+        """In a new pool process: never use the connections of the process it was forked from."""
+        if "engine" in self.__dict__:
+            self.engine.dispose(close=False)
+        self._connection = None
+
     def _close_connection(self) -> None:
         if self._connection is not None:
             with suppress(SQLAlchemyError):
@@ -105,14 +111,20 @@ class JobTask(Task):
             return
         # Debug: Celery already logs each task's receipt and success, task id = job id + dispatch.
         log.debug("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
-        started = time.monotonic()
         token = claim.claim_token or ""
-        ctx = JobContext(
-            job_id=jid,
-            attempt=claim.attempts,
-            delivery=claim.deliveries,
-            report=lambda p, m: self._report(jid, token, p, m),
-        )
+        lease = timedelta(seconds=self.runtime.settings.lease_s)
+        with Heartbeat(self.runtime.sessions, jid, token, lease) as heartbeat:
+            ctx = JobContext(
+                job_id=jid,
+                attempt=claim.attempts,
+                delivery=claim.deliveries,
+                report=lambda p, m: self._report(jid, token, p, m) or heartbeat.should_stop(),
+            )
+            self._run_handler(jid, claim, token, ctx)
+
+    def _run_handler(self, jid: uuid.UUID, claim: service.Claim, token: str, ctx: JobContext) -> None:
+        """Run the handler and record its outcome under the claim ``token``."""
+        started = time.monotonic()
         try:
             loaded = validate_payload(self.job_type, claim.payload)
             result = self.handler(loaded, ctx)
@@ -148,7 +160,7 @@ class JobTask(Task):
 
     def _claim(self, job_id: uuid.UUID, dispatch: int) -> service.Claim | None:
         settings = self.runtime.settings
-        lease = timedelta(seconds=settings.task_time_limit_s + LEASE_GRACE_S)
+        lease = timedelta(seconds=settings.lease_s)
         worker = self.request.hostname or "?"
         delivery = service.Delivery(job_id, dispatch, worker, settings.delivery_limit, lease)
         try:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import traceback as traceback_module
+import uuid
 from datetime import datetime
 from typing import Any
 
+from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
 from celery.worker.request import Request
 from celery.worker.state import task_ready
 from kombu import Connection
 from kombu.message import Message
 
-from jobs import messages
+from jobs import messages, service
 from jobs.broker import is_rabbitmq
 from jobs.broker.queues import dead_letter_queue
 from jobs.models import utcnow
@@ -107,6 +109,8 @@ class DeadLetteringRequest(Request):
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
         exc = getattr(exc_info.exception, "exc", exc_info.exception)
+        if isinstance(exc, WorkerLostError | SystemExit):
+            self._release_lease()
         if isinstance(exc, DeadLettered):
             return self._dead_letter(dict(exc.info))
         if isinstance(exc, TimeLimitExceeded):
@@ -114,6 +118,16 @@ class DeadLetteringRequest(Request):
             message = f"The job ran past its hard time limit of {exc.args[0] if exc.args else '?'} s."
             return self._dead_letter(failure_info("time_limit", exc, message=message, job_id=self._job_id()))
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def _release_lease(self) -> None:
+        """The pool process running the job died; Celery now requeues its message, and the
+        redelivery may claim the job at once (else it would wait for the lease to lapse)."""
+        args = self.args or []
+        try:
+            with self.task.runtime.sessions.begin() as session:
+                service.release_lease(session, uuid.UUID(str(args[0])), int(args[1]), self.hostname)
+        except Exception as exc:
+            log.warning("Could not release the lease of task %s (%s); it lapses by itself.", self.id, exc)
 
     def _job_id(self) -> str | None:
         args = self.args or []

@@ -22,6 +22,7 @@ def transport_options(settings: Settings, *, confirm_publish: bool = True) -> di
             "data_folder_in": folder,
             "data_folder_out": folder,
             "control_folder": str(settings.broker_dir / "control"),
+            "unacked_folder": str(settings.broker_dir / "unacked"),
             "polling_interval": 0.05,
         }
     if is_redis(settings.broker_url):
@@ -33,7 +34,7 @@ def transport_options(settings: Settings, *, confirm_publish: bool = True) -> di
 
 def ensure_broker_dirs(settings: Settings) -> None:
     if settings.is_embedded_broker:
-        for name in ("messages", "control"):
+        for name in ("messages", "control", "unacked"):
             (settings.broker_dir / name).mkdir(parents=True, exist_ok=True)
 
 

@@ -1,12 +1,19 @@
-"""kombu's file-system transport, with messages that appear whole and queues that go away.
+"""kombu's file-system transport, with messages that appear whole, that a dead consumer cannot
+take with it, and queues that go away.
 
 kombu's ``_put`` creates the message file, then writes it; a consumer listing the folder in
 between moves away an empty file, fails to decode it and loses the message (or crashes its
 worker). Here a message is written to a hidden name first and renamed into place, which is atomic.
+
+kombu's ``_get`` deletes a message as it hands it over, so a worker killed with messages reserved
+loses them. Here a delivered message waits in the unacknowledged folder until it is acknowledged,
+and one that waits there longer than the visibility timeout (its consumer died) is put back, as
+Redis does (``restore_unacked``, run by the relay's sweep).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -17,18 +24,84 @@ from time import monotonic
 from typing import Any
 
 from kombu.transport import filesystem
+from kombu.transport.virtual import Empty
 from kombu.utils.json import dumps
 
 ABANDONED_AFTER_S = 60
+# Where a delivered message's held copy is named in its delivery info.
+HELD = "conveyor_held"
+
+
+def message_name(queue: str) -> str:
+    """kombu's file name: ordered by time, then the queue it belongs to."""
+    return f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
 
 
 class Channel(filesystem.Channel):
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]  # kombu's own bases disagree
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        name = message_name(queue)
         hidden = os.path.join(self.data_folder_out, f".{name}.part")
         with open(hidden, "wb") as file:
             file.write(dumps(payload).encode())
         os.replace(hidden, os.path.join(self.data_folder_out, name))
+
+    @property
+    def unacked_folder(self) -> str:
+        return str(self.transport_options["unacked_folder"])
+
+    def basic_consume(self, queue: Any, no_ack: Any, *args: Any, **kwargs: Any) -> Any:
+        if no_ack:
+            self._unacknowledged_queues().add(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def _unacknowledged_queues(self) -> set[Any]:
+        """The queues consumed without acknowledgements (kombu keeps no such list)."""
+        if not hasattr(self, "_no_ack_queues"):
+            self._no_ack_queues: set[Any] = set()
+        return self._no_ack_queues
+
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        """The next message of ``queue``, kept in the unacknowledged folder until acknowledged
+        (not for consumers that never acknowledge: Flower's events, control replies)."""
+        wanted = f"{queue}.msg"
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.startswith(".") or name.partition(".")[2] != wanted:
+                continue
+            held = os.path.join(self.unacked_folder, name)
+            try:
+                os.replace(os.path.join(self.data_folder_in, name), held)
+            except OSError:
+                continue  # another consumer took it first
+            with open(held, "rb") as file:
+                payload = json.loads(file.read())
+            if queue in self._unacknowledged_queues():
+                os.remove(held)
+                return payload
+            os.utime(held)  # the visibility timeout runs from delivery
+            payload["properties"].setdefault("delivery_info", {})[HELD] = held
+            return payload
+        raise Empty()
+
+    def basic_get(self, queue: Any, no_ack: bool = False, **kwargs: Any) -> Any:
+        message = super().basic_get(queue, no_ack, **kwargs)
+        if message is not None and no_ack:
+            _forget(message)
+        return message
+
+    def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
+        message = self.qos._delivered.get(delivery_tag)
+        super().basic_ack(delivery_tag, multiple)
+        _forget(message)
+
+    def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        message = self.qos._delivered.get(delivery_tag)
+        super().basic_reject(delivery_tag, requeue)  # a requeue puts a new copy first
+        _forget(message)
+
+    def _restore(self, message: Any) -> None:
+        """At a clean shutdown kombu puts unacknowledged messages back; the held copy goes."""
+        super()._restore(message)
+        _forget(message)
 
     def _queue_bind(self, exchange: Any, routing_key: Any, pattern: Any, queue: Any) -> None:
         """kombu creates a missing binding file with ``open("wb")``, which empties it before taking
@@ -45,6 +118,31 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+def _forget(message: Any) -> None:
+    held = (getattr(message, "delivery_info", None) or {}).get(HELD) if message is not None else None
+    if held:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(held)
+
+
+def restore_unacked(unacked: Path, messages: Path, older_than_s: float) -> int:
+    """Put back the messages delivered longer ago than ``older_than_s`` and never acknowledged:
+    their consumer died. Each goes back under a new name, so a late acknowledgement of the old
+    delivery cannot remove the new one. A live consumer that is merely slow gets a duplicate,
+    which the job row tells it to skip."""
+    restored = 0
+    now = time.time()
+    for path in unacked.glob("*.msg"):
+        queue = path.name.partition(".")[2].removesuffix(".msg")
+        try:
+            if now - path.stat().st_mtime > older_than_s:
+                os.replace(path, messages / message_name(queue))
+                restored += 1
+        except FileNotFoundError:
+            continue  # acknowledged meanwhile
+    return restored
 
 
 def is_transient(queue: str) -> bool:

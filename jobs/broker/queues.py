@@ -9,6 +9,9 @@ from jobs.broker import is_rabbitmq
 from jobs.settings import Settings
 
 QUEUES = ("default", "ocr", "imports", "maintenance")
+# Queues of jobs that run for minutes: a worker serving only these reserves no message ahead, so
+# none waits behind a long job while another worker is idle.
+LONG_QUEUES = ("ocr", "imports", "maintenance")
 DEAD_LETTER_EXCHANGE = "conveyor.dead"
 
 

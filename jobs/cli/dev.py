@@ -17,11 +17,20 @@ from typing import Any
 import click
 
 from jobs import tokens
+from jobs.broker.queues import LONG_QUEUES
 from jobs.cli.support import Context, pass_context
 from jobs.migrate import upgrade
 from jobs.settings import ensure_data_dir, write_secret
 
-PROCESSES = ("api", "worker", "beat", "relay", "flower")
+# Two workers, so that short jobs never wait behind long ones, and long ones reserve nothing ahead.
+PROCESSES = {
+    "api": ("api",),
+    "worker": ("worker", "--queues", "default"),
+    "long-job worker": ("worker", "--queues", ",".join(LONG_QUEUES)),
+    "beat": ("beat",),
+    "relay": ("relay",),
+    "flower": ("flower",),
+}
 
 
 @click.command()
@@ -36,7 +45,7 @@ def dev(ctx: Context, port: int | None) -> None:
     flower_login = settings.flower_basic_auth or _dev_secret(settings.data_dir / "flower-login", _new_login)
     api_url = f"http://{settings.api_host}:{port or settings.api_port}"
     env = {**os.environ, "CONVEYOR_FLOWER_BASIC_AUTH": flower_login}
-    children = {name: _spawn(name, port, env) for name in PROCESSES}
+    children = {name: _spawn(command, port, env) for name, command in PROCESSES.items()}
     user, _, password = flower_login.partition(":")
     click.echo(
         f"Conveyor is up: API {api_url}/docs, Flower http://{settings.flower_host}:{settings.flower_port}"
@@ -77,9 +86,9 @@ def _new_login() -> str:
     return f"conveyor:{secrets.token_urlsafe(18)}"
 
 
-def _spawn(name: str, port: int | None, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "jobs.cli", name]
-    if name == "api" and port:
+def _spawn(command: tuple[str, ...], port: int | None, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "jobs.cli", *command]
+    if command[0] == "api" and port:
         argv += ["--port", str(port)]
     return subprocess.Popen(argv, env=env)
 

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import click
 
-from jobs.broker.queues import QUEUES
+from jobs.broker.queues import LONG_QUEUES, QUEUES
 from jobs.cli.support import Context, pass_context
 
 CELERY = (sys.executable, "-m", "celery", "-A", "workers.app")
@@ -44,10 +44,21 @@ def api(ctx: Context, workers: int, threads: int, port: int | None) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--queues", default=",".join(QUEUES), show_default=True, help="comma-separated queues to serve")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(celery_args: tuple[str, ...]) -> None:
-    """Run a Celery worker on every queue (extra arguments go to celery)."""
-    _exec([*CELERY, "worker", "-l", "INFO", "-Q", ",".join(QUEUES), *celery_args])
+def worker(queues: str, celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker (extra arguments go to celery). A worker that serves only long-job
+    queues reserves one message per process (prefetch 1), so none waits behind a long job."""
+    chosen = [name.strip() for name in queues.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(QUEUES))
+    if unknown or not chosen:
+        raise click.BadParameter(
+            f"unknown queues {unknown}; choose from {', '.join(QUEUES)}", param_hint="--queues"
+        )
+    argv = [*CELERY, "worker", "-l", "INFO", "-Q", ",".join(chosen), "-O", "fair"]
+    if set(chosen) <= set(LONG_QUEUES):
+        argv += ["--prefetch-multiplier", "1"]
+    _exec([*argv, *celery_args])
 
 
 @click.command()
@@ -84,4 +95,30 @@ def relay(ctx: Context) -> None:
     run(start_process("relay", ctx.settings), ctx.sessions)
 
 
-COMMANDS = (migrate, api, worker, beat, flower, relay)
+@click.command()
+@pass_context
+def doctor(ctx: Context) -> None:
+    """Check the settings, the database and the broker; exit 1 if anything would break."""
+    from jobs import doctor as checks
+    from jobs.broker.config import ping
+    from jobs.migrate import pending_migrations
+
+    problems = checks.problems(ctx.settings)
+    for warning in checks.warnings(ctx.settings):
+        click.echo(f"warning: {warning}", err=True)
+    try:
+        if pending := pending_migrations(ctx.engine):
+            problems.append(f"The database is {len(pending)} migrations behind: run `conveyor migrate`.")
+    except Exception as exc:
+        problems.append(f"The database cannot be reached: {type(exc).__name__}: {exc}")
+    try:
+        ping(ctx.settings)
+    except Exception as exc:
+        problems.append(f"The broker cannot be reached: {type(exc).__name__}: {exc}")
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    click.echo("All checks passed." if not problems else f"{len(problems)} problems.", err=True)
+    sys.exit(1 if problems else 0)
+
+
+COMMANDS = (migrate, api, worker, beat, flower, relay, doctor)

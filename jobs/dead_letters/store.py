@@ -96,6 +96,14 @@ def _end_job(job: Job, letter: DeadLetter, failure: Failure) -> None:
     if job.state in (JobState.SUCCEEDED, JobState.CANCELLED):
         return
     dispatch = messages.dispatch_of(failure.message_id)
+    if failure.reason == "delivery_limit" and service.holds_live_lease(job):
+        # RabbitMQ counted redeliveries (a consumer timeout, say) while a worker still runs the job.
+        log.info(
+            "Dead letter %s names job %s, which a live worker still runs: the job stays running.",
+            letter.id,
+            job.id,
+        )
+        return
     if dispatch != job.dispatch:
         log.info(
             "Dead letter %s is of dispatch %s of job %s, which is at dispatch %d: the job stays %s.",

@@ -17,33 +17,35 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, messages, service
 from jobs.broker.config import transport_options
-from jobs.broker.filesystem import prune_abandoned_queues
+from jobs.broker.filesystem import prune_abandoned_queues, restore_unacked
 from jobs.catalogue import JOB_TYPES
 from jobs.models import Job, JobState
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SWEEP_INTERVAL_S = 10.0
+# A third of the lease: a job whose worker died is sent again within 4/3 of a lease.
+SWEEPS_PER_LEASE = 3
 
 
 class Sweeper:
-    """Sweeps at most every ``SWEEP_INTERVAL_S``, from the relay's publishing loop."""
+    """Sweeps every third of a lease, from the relay's publishing loop."""
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session]):
         self.settings = settings
         self.sessions = sessions
+        self.interval_s = settings.lease_s / SWEEPS_PER_LEASE
         self.next_sweep = 0.0
 
     def sweep_when_due(self) -> None:
         """A failed sweep waits for the next one: it must never hold up publishing."""
         if time.monotonic() < self.next_sweep:
             return
-        self.next_sweep = time.monotonic() + SWEEP_INTERVAL_S
+        self.next_sweep = time.monotonic() + self.interval_s
         try:
             sweep(self.settings, self.sessions)
         except Exception as exc:
-            log.warning("The recovery sweep failed (%s); the next one is in %.0f s.", exc, SWEEP_INTERVAL_S)
+            log.warning("The recovery sweep failed (%s); the next one is in %.0f s.", exc, self.interval_s)
 
 
 def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
@@ -53,14 +55,25 @@ def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
         for job in unclaimed:
             service.send_again(session, job)
     if settings.is_embedded_broker:
-        folders = transport_options(settings)
-        pruned = prune_abandoned_queues(Path(folders["data_folder_in"]), Path(folders["control_folder"]))
-        if pruned:
-            log.info("Removed %d event or reply queues whose consumer went away.", pruned)
+        _sweep_folders(settings)
     if recovered:
         log.warning("Recovered %d running jobs whose worker was lost.", recovered)
     if unclaimed:
         log.warning("Sent %d waiting jobs again: no worker claimed them in time.", len(unclaimed))
+
+
+def _sweep_folders(settings: Settings) -> None:
+    """The embedded broker's upkeep: messages a dead worker held go back, and event and reply
+    queues nobody consumes any more go away."""
+    folders = {name: Path(folder) for name, folder in transport_options(settings).items() if "folder" in name}
+    restored = restore_unacked(
+        folders["unacked_folder"], folders["data_folder_in"], settings.visibility_timeout_s
+    )
+    if restored:
+        log.warning("Put back %d messages a worker took and never acknowledged.", restored)
+    pruned = prune_abandoned_queues(folders["data_folder_in"], folders["control_folder"])
+    if pruned:
+        log.info("Removed %d event or reply queues whose consumer went away.", pruned)
 
 
 def recover_lost_jobs(session: Session, delivery_limit: int) -> int:

@@ -6,7 +6,16 @@ transaction. The modules follow a job's life: ``submission``, ``claims``, ``tran
 are in ``queries``. Callers use the names below.
 """
 
-from jobs.service.claims import Claim, Delivery, mark_started, mark_succeeded, settle_claim
+from jobs.service.claims import (
+    Claim,
+    Delivery,
+    holds_live_lease,
+    mark_started,
+    mark_succeeded,
+    release_lease,
+    renew_lease,
+    settle_claim,
+)
 from jobs.service.queries import (
     get,
     is_cancel_requested,
@@ -40,6 +49,7 @@ __all__ = [
     "backoff_ms",
     "cancel",
     "get",
+    "holds_live_lease",
     "is_cancel_requested",
     "is_unpublished",
     "list_jobs",
@@ -50,6 +60,8 @@ __all__ = [
     "mark_succeeded",
     "record_failure",
     "recover_lost",
+    "release_lease",
+    "renew_lease",
     "report_progress",
     "requeue",
     "retry",

@@ -1,9 +1,14 @@
 """A worker's claim on a job, and its success: the two statements every job runs.
 
-A delivery claims the job only while its dispatch is current and the job is claimable; whatever a
-claim does not match is settled with the row locked. Each claim writes a new ``claim_token``, and
-every write that follows it (success, failure, cancellation, progress) names that token: a write
-from a claim another delivery has since replaced changes nothing.
+A delivery claims the job only while its dispatch is current and the job is waiting, or running
+under a lease that lapsed: the job row, not a broker timer, decides who runs a job. A claim takes
+a short lease that the worker renews while the handler runs (``renew_lease``); a delivery of a job
+whose lease is live is skipped, and the relay sends a job whose lease lapsed again. Whatever a
+claim does not match is settled with the row locked.
+
+Each claim writes a new ``claim_token``, and every write that follows it (success, failure,
+cancellation, progress, lease renewal) names that token: a write from a claim another delivery
+has since replaced changes nothing.
 """
 
 from __future__ import annotations
@@ -12,13 +17,13 @@ import logging
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, or_, update
+from sqlalchemy import Connection, CursorResult, and_, bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from jobs.db import HotStatement
-from jobs.models import JobState, utcnow
+from jobs.models import Job, JobState, utcnow
 from jobs.service.queries import get
 from jobs.service.submission import JOBS
 from jobs.service.transitions import CLAIMABLE, finish, mark_dead
@@ -53,7 +58,11 @@ _CLAIM = HotStatement(
         JOBS.c.id == bindparam("p_id"),
         JOBS.c.dispatch == bindparam("p_dispatch"),
         # Not ``in_``: its expanding parameter re-renders the SQL on every execution.
-        or_(*(JOBS.c.state == state for state in sorted(CLAIMABLE))),
+        or_(
+            JOBS.c.state == JobState.QUEUED,
+            JOBS.c.state == JobState.RETRYING,
+            and_(JOBS.c.state == JobState.RUNNING, JOBS.c.lease_expires_at < bindparam("p_now")),
+        ),
         JOBS.c.cancel_requested.is_(False),
         JOBS.c.deliveries < bindparam("p_delivery_limit"),
     )
@@ -135,6 +144,9 @@ def settle_claim(session: Session, delivery: Delivery) -> Claim | None:
             "Skipping job %s: dispatch %d is stale or the job is %s.", job.id, delivery.dispatch, job.state
         )
         return None
+    if holds_live_lease(job):
+        log.info("Skipping job %s: %s holds it until %s.", job.id, job.worker, job.lease_expires_at)
+        return None
     if job.cancel_requested:
         finish(job, JobState.CANCELLED)
         return None
@@ -144,6 +156,41 @@ def settle_claim(session: Session, delivery: Delivery) -> Claim | None:
     died = job.deliveries - 1
     mark_dead(job, "WorkerLostError", f"The job's worker died {died} times while running it.")
     return Claim.of(job)
+
+
+def holds_live_lease(job: Job) -> bool:
+    """A running job whose worker renewed its lease in time: still in good hands."""
+    lease = job.lease_expires_at
+    return job.state == JobState.RUNNING and lease is not None and lease >= utcnow()
+
+
+_RENEW = update(JOBS).where(
+    JOBS.c.id == bindparam("p_id"),
+    JOBS.c.state == JobState.RUNNING,
+    JOBS.c.claim_token == bindparam("p_token"),
+)
+
+
+def renew_lease(db: Session | Connection, job_id: uuid.UUID, token: str, lease: timedelta) -> bool | None:
+    """Extend the claim's lease; returns whether cancellation was asked for, or None when the
+    claim is no longer the job's (the handler should stop: its outcome would be ignored)."""
+    renewed = db.execute(
+        _RENEW.values(lease_expires_at=utcnow() + lease).returning(JOBS.c.cancel_requested),
+        {"p_id": job_id, "p_token": token},
+    ).first()
+    return None if renewed is None else bool(renewed.cancel_requested)
+
+
+def release_lease(session: Session, job_id: uuid.UUID, dispatch: int, worker: str) -> bool:
+    """Let the lease of a claim lapse now: its worker saw the process holding it die, so the
+    redelivery the broker makes can claim the job at once instead of waiting out the lease."""
+    released = session.execute(
+        update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.dispatch == dispatch)
+        .where(JOBS.c.state == JobState.RUNNING, JOBS.c.worker == worker)
+        .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    return bool(cast(CursorResult[Any], released).rowcount)
 
 
 def mark_succeeded(db: Session | Connection, job_id: uuid.UUID, token: str, result: Any) -> bool:
