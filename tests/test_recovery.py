@@ -7,9 +7,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import update
+
 from jobs import service
 from jobs.broker.config import transport_options
-from jobs.models import JobState, utcnow
+from jobs.models import Job, JobState, OutboxMessage, utcnow
+from jobs.relay.outbox import publish_due
+from jobs.relay.publisher import Publisher
 from tests.support import Backend, submit_and_publish
 
 
@@ -47,3 +51,22 @@ def test_a_running_job_whose_worker_vanished_is_sent_again_after_its_lease(
 
     assert job.dispatch == 2
     assert (job.attempts, job.deliveries) == (2, 2)  # the lost delivery counts toward the limit
+
+
+def test_a_job_published_long_after_it_was_due_counts_as_queued_from_its_publish(
+    own_backend: Callable[..., Backend],
+) -> None:
+    backend = own_backend("embedded", CONVEYOR_REPUBLISH_AFTER_S="1800")
+    with backend.sessions.begin() as session:
+        job = service.submit(session, backend.settings, service.Submission("echo", {}))
+        hours_ago = utcnow() - timedelta(hours=2)  # the broker was down for two hours
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.job_id == job.id).values(available_at=hours_ago)
+        )
+        session.execute(update(Job).where(Job.id == job.id).values(queued_at=hours_ago))
+
+    assert publish_due(backend.sessions, Publisher(backend.settings)) == 1
+
+    assert (backend.job(job.id).queued_at or hours_ago) > utcnow() - timedelta(minutes=1)
+    with backend.sessions.begin() as session:
+        assert service.unclaimed_jobs(session, timedelta(seconds=1800)) == []

@@ -15,9 +15,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters
@@ -36,6 +37,7 @@ BATCH_SIZE = 500
 # Under load, passes closer together than this publish a handful of rows each and cost a
 # transaction and a confirm wait apiece; a job submitted to an idle relay is not delayed by it.
 MIN_PASS_GAP_S = 0.05
+LATE_PUBLISH = timedelta(seconds=5)
 
 
 def publish_due(
@@ -52,10 +54,10 @@ def publish_due(
     with sessions.begin() as session:
         _commit_without_flush_wait(session)
         claimed = _claim_due(session, job_ids, limit)
-        routes = _routes(session, [job_id for job_id, _, _ in claimed if job_id is not None])
+        routes = _routes(session, [job_id for job_id, _, _, _ in claimed if job_id is not None])
         set_aside: list[tuple[uuid.UUID, int, str]] = []
         with publisher.batch():
-            for job_id, dispatch, raw in claimed:
+            for job_id, dispatch, raw, _ in claimed:
                 if job_id is None:
                     if raw is not None:
                         publisher.publish_raw(raw)
@@ -67,7 +69,18 @@ def publish_due(
                     publisher.publish(job_id, task_name, job.queue, job.priority, dispatch)
         for job_id, dispatch, problem in set_aside:
             dead_letter_unsent(session, job_id, dispatch, problem)
+        _restamp_late(session, claimed)
     return len(claimed)
+
+
+def _restamp_late(session: Session, claimed: list[Any]) -> None:
+    """A job published long after its row was due (the broker was down) counts as queued from
+    now: else the sweep would take it for lost and send it again at once. Rows published on time,
+    nearly all of them, cost nothing here."""
+    late_before = utcnow() - LATE_PUBLISH
+    late = [job_id for job_id, _, _, due in claimed if job_id is not None and due < late_before]
+    if late:
+        session.execute(update(Job).where(Job.id.in_(late)).values(queued_at=utcnow()))
 
 
 def _claim_due(session: Session, job_ids: Iterable[uuid.UUID] | None, limit: int) -> list[Any]:
@@ -80,7 +93,9 @@ def _claim_due(session: Session, job_ids: Iterable[uuid.UUID] | None, limit: int
     claimed = session.execute(
         delete(OutboxMessage)
         .where(OutboxMessage.id.in_(due.limit(limit).scalar_subquery()))
-        .returning(OutboxMessage.job_id, OutboxMessage.dispatch, OutboxMessage.raw)
+        .returning(
+            OutboxMessage.job_id, OutboxMessage.dispatch, OutboxMessage.raw, OutboxMessage.available_at
+        )
     )
     return list(claimed.all())
 
