@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.auth import SECURITY, actor, require
 from api.errors import abort
 from api.idempotent import Outcome, run_once
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import decode_cursor, page
 from api.runtime import runtime
 from api.schemas import (
     BulkRequeue,
@@ -55,9 +55,8 @@ class DeadLetters(MethodView):
         before = decode_cursor(query["cursor"]) if "cursor" in query else None
         with runtime().sessions() as session:
             found = dead_letters.list_dead_letters(session, flt, query["limit"], before)
-            items = [dead_letters.view(session, letter) for letter in found]
-        last = found[-1] if len(found) == query["limit"] else None
-        return {"items": items, "next_cursor": encode_cursor(last.last_failed_at, last.id) if last else None}
+            items = dead_letters.views(session, found)
+        return page(items, query["limit"], at="last_failed_at")
 
 
 @blp.route("/stats")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, actor, require
 from api.idempotent import Outcome, run_once
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import decode_cursor, page
 from api.runtime import runtime
 from api.schemas import JobCreate, JobOut, JobPage, JobQuery
 from api.strict_json import Blueprint
@@ -41,11 +41,7 @@ class Jobs(MethodView):
                 state=query.get("state"),
                 before=before,
             )
-        full_page = len(found) == query["limit"]
-        return {
-            "items": [job.to_dict() for job in found],
-            "next_cursor": encode_cursor(found[-1].created_at, found[-1].id) if found and full_page else None,
-        }
+        return page([job.to_dict() for job in found], query["limit"], at="created_at")
 
     @require("jobs:write")
     @blp.doc(security=SECURITY)

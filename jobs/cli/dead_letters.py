@@ -57,7 +57,7 @@ def list_command(ctx: Context, state: str, limit: int, as_json: bool, **filters:
     with sessions() as session:
         found = dead_letters.list_dead_letters(session, _filter(**filters, state=state), limit)
         if as_json:
-            click.echo(to_json([dead_letters.view(session, letter) for letter in found]))
+            click.echo(to_json(dead_letters.views(session, found)))
             return
     rows = [
         (str(d.id), d.queue, d.type or "-", d.reason, f"{d.error_type}: {d.error}"[:48], str(d.attempts),

@@ -12,7 +12,17 @@ from jobs.dead_letters.operations import (
     requeue_matching,
     retry_job,
 )
-from jobs.dead_letters.queries import Filter, count, get, history, list_dead_letters, matching, stats, view
+from jobs.dead_letters.queries import (
+    Filter,
+    count,
+    get,
+    history,
+    list_dead_letters,
+    matching,
+    stats,
+    view,
+    views,
+)
 from jobs.dead_letters.store import Failure, index
 
 __all__ = [
@@ -32,4 +42,5 @@ __all__ = [
     "retry_job",
     "stats",
     "view",
+    "views",
 ]

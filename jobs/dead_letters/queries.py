@@ -38,10 +38,29 @@ def history(session: Session, dead_letter_id: uuid.UUID) -> list[AuditEntry]:
 
 def view(session: Session, letter: DeadLetter) -> dict[str, Any]:
     """The dead letter as the API and the CLI show it, with its requeue history and audit trail."""
-    entries = [
-        {"at": e.at, "actor": e.actor, "action": e.action, "reason": e.reason, "details": e.details}
-        for e in history(session, letter.id)
-    ]
+    return views(session, [letter])[0]
+
+
+def views(session: Session, letters: list[DeadLetter]) -> list[dict[str, Any]]:
+    """``view`` of each letter, with every audit trail read in one query, not one per letter."""
+    trails: dict[uuid.UUID, list[dict[str, Any]]] = {letter.id: [] for letter in letters}
+    if letters:
+        entries = (
+            select(AuditEntry).where(AuditEntry.dead_letter_id.in_(list(trails))).order_by(AuditEntry.id)
+        )
+        for e in session.scalars(entries):
+            entry = {
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "reason": e.reason,
+                "details": e.details,
+            }
+            trails[e.dead_letter_id].append(entry)  # type: ignore[index]
+    return [_shown(letter, trails[letter.id]) for letter in letters]
+
+
+def _shown(letter: DeadLetter, entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         **{column.key: getattr(letter, column.key) for column in DeadLetter.__table__.columns},
         "requeues": [e for e in entries if e["action"] == "requeue"],
