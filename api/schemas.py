@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from api.fields import Flag, Text, Timestamp
-from jobs.broker.queues import QUEUES
+from jobs.broker.queues import MAX_PRIORITY, QUEUES
 from jobs.catalogue import JOB_TYPES
 from jobs.models import JobState
 
@@ -18,7 +18,14 @@ class JobCreate(Schema):
         metadata={"description": "checked by the type's payload schema (GET /v1/job-types)"},
     )
     queue = Text(metadata={"enum": list(QUEUES)})
-    priority = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=9))
+    priority = fields.Integer(
+        strict=True,
+        load_default=0,
+        validate=validate.Range(min=0, max=MAX_PRIORITY),
+        metadata={
+            "description": "higher runs sooner on Redis/Valkey; RabbitMQ's quorum queues and the embedded broker keep order"
+        },
+    )
     run_at = Timestamp()
     max_attempts = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
     correlation_id = Text(validate=validate.Length(max=200))

@@ -1,15 +1,19 @@
-"""The Redis transport shares one client per channel and still acknowledges what it delivers."""
+"""The Redis transport shares one client per channel, still acknowledges what it delivers, and
+takes a higher-priority job first."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from kombu import Exchange, Producer, Queue
 
 from jobs.broker.config import connection
+from jobs.broker.queues import work_queues
 from jobs.broker.redis import Channel
 from jobs.settings import load_settings
 from tests.services import REDIS_URL, require_services
+from tests.support import Backend, submit_and_publish
 
 
 def test_a_redis_channel_reuses_one_client_until_its_pool_is_replaced() -> None:
@@ -38,3 +42,16 @@ def test_a_redis_channel_reuses_one_client_until_its_pool_is_replaced() -> None:
                 assert replaced.ping()
         finally:
             bound.delete()
+
+
+def test_on_redis_a_higher_priority_job_is_taken_first(own_backend: Callable[..., Backend]) -> None:
+    backend = own_backend("redis")
+    low = submit_and_publish(backend, "echo", {}, no_relay=True, priority=0)
+    high = submit_and_publish(backend, "echo", {}, no_relay=True, priority=9)
+
+    default = next(queue for queue in work_queues(backend.settings) if queue.name == "default")
+    with connection(backend.settings) as conn:
+        bound = default.bind(conn.default_channel)
+        taken = [bound.get(no_ack=True).headers["id"] for _ in range(2)]
+
+    assert taken == [f"{high}.1", f"{low}.1"]

@@ -9,6 +9,9 @@ from jobs.broker import is_rabbitmq
 from jobs.settings import Settings
 
 QUEUES = ("default", "ocr", "imports", "maintenance")
+# A job's priority, 0 to 9, higher sooner, as on RabbitMQ; kombu's Redis transport takes 0 as the
+# highest, so the publisher turns it round there. Quorum queues and the file-system broker keep order.
+MAX_PRIORITY = 9
 # Queues of jobs that run for minutes: a worker serving only these reserves no message ahead, so
 # none waits behind a long job while another worker is idle.
 LONG_QUEUES = ("ocr", "imports", "maintenance")

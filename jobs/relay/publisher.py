@@ -13,8 +13,9 @@ from celery.utils.nodenames import anon_nodename
 from kombu import Producer
 
 from jobs import messages
-from jobs.broker import is_rabbitmq
+from jobs.broker import is_rabbitmq, is_redis
 from jobs.broker.config import celery_config
+from jobs.broker.queues import MAX_PRIORITY
 from jobs.errors import PublishRefusedError
 from jobs.settings import Settings
 
@@ -34,6 +35,7 @@ class Publisher:
         self.celery = Celery("conveyor-publisher", set_as_current=False)
         self.celery.config_from_object(celery_config(settings, confirm_publish=False))
         self.confirms = is_rabbitmq(settings.broker_url)
+        self.lowest_first = is_redis(settings.broker_url)
         self.producer: Producer | None = None
         self.sent = 0
         self.unconfirmed: set[int] = set()
@@ -61,7 +63,7 @@ class Publisher:
             serializer="json",
             headers=message.headers,
             delivery_mode=PERSISTENT_DELIVERY_MODE,
-            priority=priority,
+            priority=MAX_PRIORITY - priority if self.lowest_first else priority,
             retry=False,
             # Declared once per channel, so that a queue nobody declared yet cannot drop it.
             declare=[] if queue in self.declared else [self.celery.amqp.queues[queue]],
