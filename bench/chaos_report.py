@@ -221,10 +221,22 @@ def print_broker_state(backend: Backend) -> None:
         print(f"  {len(list(folder.glob('*')))} message files in {folder}")
 
 
+def _text(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key
+
+
+def waiting_on_redis(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in ``queue`` across the lists kombu keeps for its priority steps."""
+    keys = [key for key in client.keys(f"{queue}*") if _text(key).split("\x06")[0] == queue]
+    return sum(int(client.llen(key)) for key in keys)
+
+
 def print_redis_state(backend: Backend) -> None:
     client = redis.Redis.from_url(backend.settings.broker_url)
     try:
-        lengths = {q: client.llen(q) for q in (*QUEUES, *(dead_letter_queue_name(q) for q in QUEUES))}
+        names = (*QUEUES, *(dead_letter_queue_name(q) for q in QUEUES))
+        # kombu keeps one list per priority step: <queue>, then <queue>\x06\x16<step>.
+        lengths = {q: waiting_on_redis(client, q) for q in names}
         print(f"  list lengths {lengths}")
         index: list[tuple[bytes, float]] = client.zrange("unacked_index", 0, -1, withscores=True)  # type: ignore[assignment]
         oldest = f"; oldest {time.time() - index[0][1]:.0f} s ago" if index else ""

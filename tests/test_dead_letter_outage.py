@@ -90,3 +90,22 @@ def test_job_failing_while_postgresql_is_down_is_kept_by_the_broker_and_indexed_
     wait_until(lambda: waiting_in_dead_letter_queue(backend) == 0, 10, "default.dead to be empty")
     time.sleep(2 * INDEXER_RETRY_S)  # A second copy would be indexed within this window.
     assert len(letters_where(backend, DeadLetter.job_id == uuid.UUID(job_id))) == 1
+
+
+@pytest.mark.parametrize("database_proxied", ["rabbitmq"], indirect=True)
+def test_a_job_that_waits_out_a_database_outage_is_not_pushed_past_the_delivery_limit(
+    database_proxied: tuple[Backend, TcpProxy],
+) -> None:
+    """Each try while PostgreSQL is down sends the message back as a new copy; a requeue would
+    count as a delivery, and RabbitMQ would dead-letter the job after CONVEYOR_DELIVERY_LIMIT (5)."""
+    backend, proxy = database_proxied
+    echo_succeeds(backend)
+    proxy.close()
+    job_id = submit_and_publish(backend, "echo", {"waited": "out"})
+    log_of_worker = next(backend.settings.data_dir.glob("-m-0.log"))
+    wait_until(lambda: log_of_worker.read_text().count("sending its message back") >= 7, 60, "seven tries")
+    proxy.open()
+
+    job = backend.wait_for_job(job_id, "succeeded", "dead", timeout=60)
+    assert (job.state, job.result) == ("succeeded", {"waited": "out"})
+    assert letters_where(backend, DeadLetter.job_id == uuid.UUID(job_id)) == []

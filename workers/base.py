@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from celery import Task
-from celery.exceptions import Reject
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -26,7 +25,7 @@ from jobs.settings import Settings
 from tasks import Handler
 from tasks.context import JobContext
 from tasks.errors import JobCancelledError, PermanentError, RetryableError
-from workers.dead_letters import DeadLettered, failure_info
+from workers.dead_letters import DeadLettered, SentBack, failure_info
 from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -101,7 +100,7 @@ class JobTask(Task):
     handler: Handler
     job_type: str
     typing = False
-    throws = (DeadLettered,)
+    throws = (DeadLettered, SentBack)
     Request = "workers.dead_letters:DeadLetteringRequest"
 
     def run(self, job_id: Any, dispatch: Any) -> None:
@@ -205,9 +204,9 @@ class JobTask(Task):
         raise DeadLettered({**failure_info("database_error", exc, message=message), "job-id": str(job_id)})
 
     def _requeue_while_database_is_down(self, job_id: uuid.UUID, exc: Exception) -> NoReturn:
-        log.warning("Database unavailable for job %s (%s); requeueing its message.", job_id, exc)
+        log.warning("Database unavailable for job %s (%s); sending its message back.", job_id, exc)
         time.sleep(DATABASE_DOWN_PAUSE_S)
-        raise Reject(str(exc), requeue=True)
+        raise SentBack(str(exc))
 
     def _report(self, job_id: uuid.UUID, token: str, percent: int, message: str | None) -> bool:
         with self.runtime.sessions.begin() as session:

@@ -29,6 +29,14 @@ from jobs.models import utcnow
 log = logging.getLogger(__name__)
 
 
+class SentBack(Exception):
+    """Raised in a pool process to have the main process put the message back on its queue as a
+    new copy (the database is down, so nothing can be decided yet), then acknowledge it."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SentBack, self.args)
+
+
 class DeadLettered(Exception):
     """Raised in a pool process to have the main process dead-letter the current message."""
 
@@ -72,22 +80,42 @@ def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str
     queue = queue_of(message.delivery_info)
     target = dead_letter_queue(app.conf.broker_url, queue)
     failure_headers = messages.failure_headers({**info, "queue": queue})
-    kept = ("correlation_id", "reply_to", "priority")
+    _publish_copy(app, message, target.exchange, target.name, failure_headers, [target], priority=False)
+    return str(target.name)
+
+
+def send_back(app: Any, message: Message) -> None:
+    """Put the message back on its queue as a new copy: a requeue would count as a delivery on
+    RabbitMQ, and a database failover of a minute would push a whole queue past its limit."""
+    _publish_copy(app, message, "", queue_of(message.delivery_info), {}, [])
+
+
+def _publish_copy(
+    app: Any,
+    message: Message,
+    exchange: Any,
+    routing_key: str,
+    extra: dict[str, Any],
+    declare: list[Any],
+    *,
+    priority: bool = True,
+) -> None:
+    """``priority``: keep the message's place among waiting jobs (dead letters have no order)."""
+    kept = ("correlation_id", "reply_to", "priority") if priority else ("correlation_id", "reply_to")
     properties = {k: v for k, v in (message.properties or {}).items() if k in kept}
     with _confirming_connection(app) as connection:
         connection.Producer().publish(
             message.body,
-            exchange=target.exchange,
-            routing_key=target.name,
-            headers={**(message.headers or {}), **failure_headers},
+            exchange=exchange,
+            routing_key=routing_key,
+            headers={**(message.headers or {}), **extra},
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
-            declare=[target],
+            declare=declare,
             retry=True,
             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             **properties,
         )
-    return str(target.name)
 
 
 def _confirming_connection(app: Any) -> Connection:
@@ -113,6 +141,8 @@ class DeadLetteringRequest(Request):
             self._release_lease()
         if isinstance(exc, DeadLettered):
             return self._dead_letter(dict(exc.info))
+        if isinstance(exc, SentBack):
+            return self._send_back()
         if isinstance(exc, TimeLimitExceeded):
             # Called before Celery acknowledges a timed-out message, so the dead letter comes first.
             message = f"The job ran past its hard time limit of {exc.args[0] if exc.args else '?'} s."
@@ -128,6 +158,16 @@ class DeadLetteringRequest(Request):
                 service.release_lease(session, uuid.UUID(str(args[0])), int(args[1]), self.hostname)
         except Exception as exc:
             log.warning("Could not release the lease of task %s (%s); it lapses by itself.", self.id, exc)
+
+    def _send_back(self) -> None:
+        task_ready(self)
+        try:
+            send_back(self.task.app, self.message)
+        except Exception:
+            log.error("Could not send task %s back to its queue; requeueing it.", self.id, exc_info=True)
+            self.reject(requeue=True)
+            return
+        self.acknowledge()
 
     def _job_id(self) -> str | None:
         args = self.args or []
