@@ -21,7 +21,8 @@ from jobs.db import insert_unless_present
 from jobs.errors import KeyInFlightError, KeyReusedError
 from jobs.models import IdempotencyKey, utcnow
 
-ABANDONED_AFTER = timedelta(minutes=5)
+# Past gunicorn's 30 s request timeout: a key still "in flight" this long lost its request.
+ABANDONED_AFTER = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
