@@ -2,9 +2,10 @@
 
 On a fresh database and a private broker vhost (RabbitMQ) or database (Redis), two Celery workers
 and the relay run a mix of jobs: ``echo`` (60 %), ``fail`` once then succeed (15 %), ``fail``
-permanently (10 %, dead letters) and ``sleep`` 200-1500 ms (15 %). While they run, a worker is
-killed with SIGKILL (its whole process group) and replaced, the broker is restarted, and another
-worker is killed. Then it waits until no job is queued, running or retrying, and prints the count
+permanently (10 %, dead letters), ``sleep`` 200-1500 ms (14.5 %) and ``sleep`` 25 s (0.5 %,
+three times the run's visibility timeout, so their messages come back while they run). While
+they run, a worker is killed with SIGKILL (its whole process group: main process, pool and the
+messages it had reserved) and replaced, the broker is restarted, and another worker is killed. Then it waits until no job is queued, running or retrying, and prints the count
 equation, stuck jobs, outcomes per kind, dead-letter indexing and the errors in the process logs.
 
 It exits 1 if the equation does not hold, a job is stuck, a job ended other than expected, or a
@@ -53,9 +54,12 @@ from jobs.relay.publisher import Publisher  # noqa: E402
 from tests.services import PG_ADMIN_URL, missing_services  # noqa: E402
 from tests.support import Backend  # noqa: E402
 
+LONG_JOB_MS = 25_000
 OVERRIDES = {
-    "CONVEYOR_TASK_TIME_LIMIT_S": "20",
-    "CONVEYOR_VISIBILITY_TIMEOUT_S": "30",
+    "CONVEYOR_TASK_TIME_LIMIT_S": "60",
+    # Long jobs last three times this; a killed worker's reserved messages come back after it.
+    "CONVEYOR_VISIBILITY_TIMEOUT_S": "8",
+    "CONVEYOR_LEASE_S": "10",
     "CONVEYOR_RETRY_BACKOFF_MS": "200",
     "CONVEYOR_RETRY_BACKOFF_MAX_MS": "2000",
     # Above the run's backlog (about 100 s), so only messages really lost are sent again.
@@ -168,6 +172,8 @@ def submission(kind: str, rng: random.Random) -> service.Submission:
         return service.Submission("fail", {"permanent": True}, correlation_id=tag)
     if kind == "sleep":
         return service.Submission("sleep", {"ms": rng.randint(200, 1500)}, correlation_id=tag)
+    if kind == "long":
+        return service.Submission("sleep", {"ms": LONG_JOB_MS}, correlation_id=tag)
     return service.Submission("echo", {"n": rng.randint(0, 10**6)}, correlation_id=tag)
 
 

@@ -23,7 +23,10 @@ KINDS = {
     "echo": (0.60, "succeeded", 1),
     "fail_once": (0.15, "succeeded", 2),
     "fail_permanent": (0.10, "dead", 1),
-    "sleep": (0.15, "succeeded", 1),
+    "sleep": (0.145, "succeeded", 1),
+    # Three times longer than the chaos run's visibility timeout: their messages come back while
+    # they run, and the copies must be skipped.
+    "long": (0.005, "succeeded", 1),
 }
 ACTIVE = ("queued", "running", "retrying")
 DEAD_LETTER_WAIT_S = 60
@@ -263,7 +266,13 @@ NOTABLE: dict[str, Callable[[str], bool]] = {
     "ERROR/CRITICAL lines": lambda line: " ERROR " in line or " CRITICAL " in line,
     "tracebacks": lambda line: line.startswith("Traceback"),
     "lease recovery lines": lambda line: "Recovered " in line and "worker was lost" in line,
-    "stale or finished copies skipped": lambda line: "Skipping job" in line,
+    "stale or finished copies skipped": lambda line: (
+        "Skipping job" in line and " holds it until " not in line
+    ),
+    "copies of jobs under a live lease skipped": lambda line: " holds it until " in line,
+    "outcome writes from a replaced claim refused": lambda line: "its claim is no longer current" in line,
+    "leases released after a pool process died": lambda line: "lease" in line and "released" in line,
+    "unacknowledged messages put back": lambda line: "never acknowledged" in line,
     "tasks dead-lettered": lambda line: "was dead-lettered to" in line,
     "broker connection lost": lambda line: "Connection to broker lost" in line,
     "relay cannot publish": lambda line: "relay cannot publish" in line,
