@@ -155,7 +155,13 @@ class DeadLetteringRequest(Request):
         args = self.args or []
         try:
             with self.task.runtime.sessions.begin() as session:
-                service.release_lease(session, uuid.UUID(str(args[0])), int(args[1]), self.hostname)
+                released = service.release_lease(
+                    session, uuid.UUID(str(args[0])), int(args[1]), self.hostname
+                )
+            if released:
+                log.warning(
+                    "The process running task %s died; released its job's lease for the redelivery.", self.id
+                )
         except Exception as exc:
             log.warning("Could not release the lease of task %s (%s); it lapses by itself.", self.id, exc)
 
