@@ -36,12 +36,12 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 
 from bench.broker_faults import cut_redis_clients, restart_rabbitmq  # noqa: E402
+from bench.broker_state import print_broker_state  # noqa: E402
 from bench.chaos_report import (  # noqa: E402
     KINDS,
     Run,
     active_summary,
     count_jobs,
-    print_broker_state,
     print_log_errors,
     report,
     wait_for_dead_letters,
