@@ -170,6 +170,8 @@ def test_dev_runs_the_whole_platform_and_stops_on_sigterm(dev_platform: DevPlatf
         "the echo job to succeed",
     )
     assert job["result"] == {"hi": 1}
+    too_long = requests.get(f"{api}/v1/jobs?type={'t' * 9000}", headers=headers, timeout=10)
+    assert (too_long.status_code, too_long.json()["code"]) == (414, 414)  # gunicorn's own page is HTML
     wait_until(lambda: get_ok(f"{dev_platform.flower_url}/healthcheck"), 60, "Flower to answer")
     user, _, password = (dev_platform.data_dir / "flower-login").read_text().strip().partition(":")
     assert requests.get(f"{dev_platform.flower_url}/api/workers", timeout=10).status_code == 401

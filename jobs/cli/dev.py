@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from jobs.cli.support import Context, pass_context
 from jobs.migrate import upgrade
 from jobs.settings import ensure_data_dir, write_secret
 
+STOP_WAIT_S = 12.0
 # Two workers, so that short jobs never wait behind long ones, and long ones reserve nothing ahead.
 PROCESSES = {
     "api": ("api",),
@@ -110,12 +111,20 @@ def _supervise(children: dict[str, subprocess.Popen[bytes]]) -> int:
                 click.echo(f"conveyor dev: {name} exited with {child.returncode}; stopping.", err=True)
                 code, stopping = 1, True
         time.sleep(0.5)
-    for child in children.values():
+    _stop_all(children.values())
+    return code
+
+
+def _stop_all(children: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process, then SIGKILL those still running ``STOP_WAIT_S`` later: one
+    deadline for them all, so a slow one does not make the others wait their turn."""
+    for child in children:
         if child.poll() is None:
             child.terminate()
-    for child in children.values():
+    deadline = time.monotonic() + STOP_WAIT_S
+    for child in children:
         try:
-            child.wait(timeout=15)
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    return code
+            child.wait()
