@@ -17,7 +17,7 @@ def problems(settings: Settings) -> list[str]:
     found = []
     if settings.lease_s < MIN_LEASE_S:
         found.append(
-            f"CONVEYOR_LEASE_S={settings.lease_s} is under {MIN_LEASE_S} s: renewed every third of it, the lease "
+            f"CONVEYOR_LEASE_S={settings.lease_s} is under {MIN_LEASE_S} s: renewed every quarter of it, the lease "
             "would lapse in a short database pause and another worker would take over a running job."
         )
     return found

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
+from functools import cached_property
 from typing import Any, NoReturn
 
 from celery import Task
@@ -72,11 +73,16 @@ class Runtime(Database):
             self._close_connection()
             raise
 
+    @cached_property
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(self.sessions, timedelta(seconds=self.settings.lease_s))
+
     def after_fork(self) -> None:
         """In a new pool process: never use the connections of the process it was forked from."""
         if "engine" in self.__dict__:
             self.engine.dispose(close=False)
         self._connection = None
+        self.__dict__.pop("heartbeat", None)
 
     def _close_connection(self) -> None:
         if self._connection is not None:
@@ -111,13 +117,12 @@ class JobTask(Task):
         # Debug: Celery already logs each task's receipt and success, task id = job id + dispatch.
         log.debug("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
         token = claim.claim_token or ""
-        lease = timedelta(seconds=self.runtime.settings.lease_s)
-        with Heartbeat(self.runtime.sessions, jid, token, lease) as heartbeat:
+        with self.runtime.heartbeat.hold(jid, token) as held:
             ctx = JobContext(
                 job_id=jid,
                 attempt=claim.attempts,
                 delivery=claim.deliveries,
-                report=lambda p, m: self._report(jid, token, p, m) or heartbeat.should_stop(),
+                report=lambda p, m: self._report(jid, token, p, m) or held.should_stop(),
             )
             self._run_handler(jid, claim, token, ctx)
 

@@ -1,14 +1,21 @@
 """The lease a claim holds, renewed while the handler runs, so that the job row (not a broker
 timer) says who runs a job: a live lease keeps other deliveries away, a lapsed one lets the relay
-send the job again. Renewal also notices a cancellation and a claim another delivery took over."""
+send the job again. Renewal also notices a cancellation and a claim another delivery took over.
+
+Each pool process keeps one renewing thread, started with its first job; a job only tells it
+what it holds, so a short job costs no thread of its own.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
-from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,42 +23,67 @@ from jobs import service
 
 log = logging.getLogger(__name__)
 
-RENEWALS_PER_LEASE = 3  # so that two renewals in a row can fail before the lease lapses
-STOP_WAIT_S = 5.0
+# A job's first renewal comes within two of these intervals; one failed renewal still leaves time.
+RENEWALS_PER_LEASE = 4
 
 
-class Heartbeat(threading.Thread):
-    def __init__(self, sessions: sessionmaker[Session], job_id: uuid.UUID, token: str, lease: timedelta):
-        super().__init__(name=f"lease-{job_id}", daemon=True)
-        self.sessions, self.job_id, self.token, self.lease = sessions, job_id, token, lease
-        self.stopped = threading.Event()
-        self.lost = threading.Event()
-        self.cancel_asked = threading.Event()
+@dataclass
+class Held:
+    """One job's claim, as the renewing thread sees it."""
 
-    def __enter__(self) -> Heartbeat:
-        self.start()
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stopped.set()
-        self.join(STOP_WAIT_S)
+    job_id: uuid.UUID
+    token: str
+    lost: threading.Event = field(default_factory=threading.Event)
+    cancel_asked: threading.Event = field(default_factory=threading.Event)
 
     def should_stop(self) -> bool:
         """Whether the handler should stop: its job was cancelled, or its claim taken over."""
         return self.lost.is_set() or self.cancel_asked.is_set()
 
-    def run(self) -> None:
+
+class Heartbeat:
+    def __init__(self, sessions: sessionmaker[Session], lease: timedelta):
+        self.sessions, self.lease = sessions, lease
+        self.held: Held | None = None
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    @contextmanager
+    def hold(self, job_id: uuid.UUID, token: str) -> Iterator[Held]:
+        """Renew the claim's lease for as long as the block runs."""
+        held = Held(job_id, token)
+        with self.lock:
+            self.held = held
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._renew_forever, name="lease", daemon=True)
+                self.thread.start()
+        try:
+            yield held
+        finally:
+            with self.lock:
+                self.held = None
+
+    def _renew_forever(self) -> None:
         interval = self.lease.total_seconds() / RENEWALS_PER_LEASE
-        while not self.stopped.wait(interval):
-            try:
-                with self.sessions.begin() as session:
-                    renewed = service.renew_lease(session, self.job_id, self.token, self.lease)
-            except Exception as exc:
-                log.warning("Could not renew the lease of job %s (%s); trying again.", self.job_id, exc)
-                continue
-            if renewed is None:
-                log.warning("Job %s lost its claim while running; its handler is asked to stop.", self.job_id)
-                self.lost.set()
-                return
-            if renewed:
-                self.cancel_asked.set()
+        waited: Held | None = None
+        while True:
+            time.sleep(interval)
+            with self.lock:
+                held = self.held
+            # Only a job held for a whole interval is renewed: its claim's lease was set when it began.
+            if held is not None and held is waited:
+                self._renew(held)
+            waited = held
+
+    def _renew(self, held: Held) -> None:
+        try:
+            with self.sessions.begin() as session:
+                renewed = service.renew_lease(session, held.job_id, held.token, self.lease)
+        except Exception as exc:
+            log.warning("Could not renew the lease of job %s (%s); trying again.", held.job_id, exc)
+            return
+        if renewed is None:
+            log.warning("Job %s lost its claim while running; its handler is asked to stop.", held.job_id)
+            held.lost.set()
+        elif renewed:
+            held.cancel_asked.set()
