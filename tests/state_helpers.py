@@ -101,6 +101,6 @@ def transaction(db: Database, via: str) -> AbstractContextManager[Session | Conn
 
 
 def lapse(db: Database, job_id: uuid.UUID) -> None:
-    """The lease of the job's claim runs out: its worker stopped renewing it (it died)."""
+    """The lease of the job's claim ran out long ago, past any grace: its worker died."""
     with db.sessions.begin() as session:
-        service.get(session, job_id, for_update=True).lease_expires_at = utcnow() - timedelta(seconds=1)
+        service.get(session, job_id, for_update=True).lease_expires_at = utcnow() - timedelta(hours=1)

@@ -67,7 +67,8 @@ def test_a_stale_claim_can_neither_cancel_nor_report_progress_and_is_told_to_sto
     assert (job.state, job.progress, job.progress_message) == (JobState.RUNNING, 10, "mine")
 
 
-def letter_of(job_id: uuid.UUID, dispatch: int) -> dead_letters.Failure:
+def letter_of(job_id: uuid.UUID, dispatch: int, worker: str | None = "w1") -> dead_letters.Failure:
+    """A time-limit dead letter, as the main process of ``worker`` (the claim helpers' ``w1``) sends it."""
     message_id = messages.task_id(job_id, dispatch)
     return dead_letters.Failure(
         message_id=message_id,
@@ -77,6 +78,7 @@ def letter_of(job_id: uuid.UUID, dispatch: int) -> dead_letters.Failure:
         error="late",
         message={"headers": {"id": message_id}},
         job_id=job_id,
+        worker=worker,
     )
 
 
@@ -104,6 +106,18 @@ def test_a_dead_letter_of_the_current_dispatch_ends_the_job(database: Database) 
 
     job = load(database, job_id)
     assert (job.state, job.error_type) == (JobState.DEAD, "TimeLimitExceeded")
+
+
+@pytest.mark.parametrize("worker", ["another-worker/1", None], ids=["another-worker", "the-broker"])
+def test_a_dead_letter_from_elsewhere_leaves_a_job_a_live_claim_runs(
+    database: Database, worker: str | None
+) -> None:
+    job_id = running(database)
+
+    with database.sessions.begin() as session:
+        dead_letters.index(session, letter_of(job_id, 1, worker))
+
+    assert load(database, job_id).state == JobState.RUNNING
 
 
 def test_a_finished_job_is_never_claimed_again_by_a_late_delivery(database: Database) -> None:

@@ -43,7 +43,7 @@ def test_a_running_job_whose_worker_vanished_is_sent_again_after_its_lease(
     with backend.sessions.begin() as session:
         job = service.get(session, uuid.UUID(job_id), for_update=True)
         job.state, job.attempts, job.deliveries = JobState.RUNNING, 1, 1
-        job.lease_expires_at = utcnow() - timedelta(seconds=1)
+        job.lease_expires_at = utcnow() - timedelta(hours=1)
 
     backend.start_worker()
     backend.start_relay()

@@ -155,8 +155,8 @@ def test_a_job_past_its_lease_is_sent_again_until_out_of_deliveries(database: Da
     state = JobState.RETRYING if limit > 1 else JobState.DEAD
     job_id = running(database)
     with database.sessions.begin() as session:
-        service.get(session, job_id, for_update=True).lease_expires_at = utcnow() - timedelta(seconds=1)
-        (lost,) = service.lost_jobs(session)
+        service.get(session, job_id, for_update=True).lease_expires_at = utcnow() - timedelta(hours=1)
+        (lost,) = service.lost_jobs(session, timedelta(seconds=30))
         assert lost.id == job_id
         assert service.recover_lost(session, lost, limit) == state
     job = load(database, job_id)

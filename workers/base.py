@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -165,7 +166,8 @@ class JobTask(Task):
     def _claim(self, job_id: uuid.UUID, dispatch: int) -> service.Claim | None:
         settings = self.runtime.settings
         lease = timedelta(seconds=settings.lease_s)
-        worker = self.request.hostname or "?"
+        # The pool process, not only the node: its worker releases this claim if it dies.
+        worker = f"{self.request.hostname or '?'}/{os.getpid()}"
         delivery = service.Delivery(job_id, dispatch, worker, settings.delivery_limit, lease)
         try:
             with self.runtime.statement() as connection:

@@ -149,6 +149,10 @@ class DeadLetteringRequest(Request):
             return self._dead_letter(failure_info("time_limit", exc, message=message, job_id=self._job_id()))
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
+    def _identity(self) -> str:
+        """The pool process that ran the task, as its claim names it (``JobTask._claim``)."""
+        return f"{self.hostname}/{self.worker_pid}"
+
     def _release_lease(self) -> None:
         """The pool process running the job died; Celery now requeues its message, and the
         redelivery may claim the job at once (else it would wait for the lease to lapse)."""
@@ -156,7 +160,7 @@ class DeadLetteringRequest(Request):
         try:
             with self.task.runtime.sessions.begin() as session:
                 released = service.release_lease(
-                    session, uuid.UUID(str(args[0])), int(args[1]), self.hostname
+                    session, uuid.UUID(str(args[0])), int(args[1]), self._identity()
                 )
             if released:
                 log.warning(
@@ -181,7 +185,7 @@ class DeadLetteringRequest(Request):
 
     def _dead_letter(self, info: dict[str, Any]) -> None:
         task_ready(self)
-        info.setdefault("worker", self.hostname)
+        info.setdefault("worker", self._identity())
         try:
             dead = publish_dead_letter(self.task.app, self.message, info)
         except Exception:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -26,6 +27,8 @@ from typing import Any
 from kombu.transport import filesystem
 from kombu.transport.virtual import Empty
 from kombu.utils.json import dumps
+
+log = logging.getLogger(__name__)
 
 ABANDONED_AFTER_S = 60
 # Where a delivered message's held copy is named in its delivery info.
@@ -67,20 +70,33 @@ class Channel(filesystem.Channel):
         for name in sorted(os.listdir(self.data_folder_in)):
             if name.startswith(".") or name.partition(".")[2] != wanted:
                 continue
-            held = os.path.join(self.unacked_folder, name)
-            try:
-                os.replace(os.path.join(self.data_folder_in, name), held)
-            except OSError:
-                continue  # another consumer took it first
-            with open(held, "rb") as file:
-                payload = json.loads(file.read())
+            payload = self._take(name, os.path.join(self.unacked_folder, name))
+            if payload is None:
+                continue
             if queue in self._unacknowledged_queues():
-                os.remove(held)
-                return payload
-            os.utime(held)  # the visibility timeout runs from delivery
-            payload["properties"].setdefault("delivery_info", {})[HELD] = held
+                _forget_file(payload.pop("_held"))
+            else:
+                payload["properties"].setdefault("delivery_info", {})[HELD] = payload.pop("_held")
             return payload
         raise Empty()
+
+    def _take(self, name: str, held: str) -> Any:
+        """Move one message into the unacknowledged folder and read it; None if another consumer
+        (or the sweep) moved it first. A file that is not a message is set aside, logged."""
+        source = os.path.join(self.data_folder_in, name)
+        try:
+            os.utime(source)  # the visibility timeout runs from delivery, not from publishing
+            os.replace(source, held)
+            with open(held, "rb") as file:
+                payload = json.loads(file.read())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            log.error("Message file %s is not a message; moved aside as %s.bad.", name, held)
+            os.replace(held, held + ".bad")
+            return None
+        payload["_held"] = held
+        return payload
 
     def basic_get(self, queue: Any, no_ack: bool = False, **kwargs: Any) -> Any:
         message = super().basic_get(queue, no_ack, **kwargs)
@@ -123,8 +139,12 @@ class Transport(filesystem.Transport):
 def _forget(message: Any) -> None:
     held = (getattr(message, "delivery_info", None) or {}).get(HELD) if message is not None else None
     if held:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(held)
+        _forget_file(held)
+
+
+def _forget_file(held: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(held)
 
 
 def restore_unacked(unacked: Path, messages: Path, older_than_s: float) -> int:

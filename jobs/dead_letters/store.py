@@ -96,8 +96,9 @@ def _end_job(job: Job, letter: DeadLetter, failure: Failure) -> None:
     if job.state in (JobState.SUCCEEDED, JobState.CANCELLED):
         return
     dispatch = messages.dispatch_of(failure.message_id)
-    if failure.reason == "delivery_limit" and service.holds_live_lease(job):
-        # RabbitMQ counted redeliveries (a consumer timeout, say) while a worker still runs the job.
+    if service.holds_live_lease(job) and job.worker != failure.worker:
+        # Another claim runs the job now: RabbitMQ counted redeliveries (a consumer timeout), or
+        # the letter's worker lost its claim before it gave up.
         log.info(
             "Dead letter %s names job %s, which a live worker still runs: the job stays running.",
             letter.id,

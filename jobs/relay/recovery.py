@@ -50,7 +50,8 @@ class Sweeper:
 
 def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        recovered = recover_lost_jobs(session, settings.delivery_limit)
+        grace = service.lapse_grace(timedelta(seconds=settings.lease_s))
+        recovered = recover_lost_jobs(session, settings.delivery_limit, grace)
         unclaimed = service.unclaimed_jobs(session, timedelta(seconds=settings.republish_after_s))
         for job in unclaimed:
             service.send_again(session, job)
@@ -76,9 +77,9 @@ def _sweep_folders(settings: Settings) -> None:
         log.info("Removed %d event or reply queues whose consumer went away.", pruned)
 
 
-def recover_lost_jobs(session: Session, delivery_limit: int) -> int:
+def recover_lost_jobs(session: Session, delivery_limit: int, grace: timedelta) -> int:
     """Resend jobs whose worker vanished (their lease ran out); dead-letter those lost too often."""
-    lost = service.lost_jobs(session)
+    lost = service.lost_jobs(session, grace)
     for job in lost:
         try:
             with session.begin_nested():

@@ -61,7 +61,7 @@ _CLAIM = HotStatement(
         or_(
             JOBS.c.state == JobState.QUEUED,
             JOBS.c.state == JobState.RETRYING,
-            and_(JOBS.c.state == JobState.RUNNING, JOBS.c.lease_expires_at < bindparam("p_now")),
+            and_(JOBS.c.state == JobState.RUNNING, JOBS.c.lease_expires_at < bindparam("p_lapsed")),
         ),
         JOBS.c.cancel_requested.is_(False),
         JOBS.c.deliveries < bindparam("p_delivery_limit"),
@@ -127,6 +127,7 @@ def mark_started(db: Session | Connection, delivery: Delivery) -> Claim | None:
         "p_now": now,
         "p_worker": delivery.worker,
         "p_lease": now + delivery.lease,
+        "p_lapsed": now - lapse_grace(delivery.lease),
         "p_token": uuid.uuid4().hex,
     }
     claimed = _CLAIM.run(db, parameters)
@@ -144,7 +145,7 @@ def settle_claim(session: Session, delivery: Delivery) -> Claim | None:
             "Skipping job %s: dispatch %d is stale or the job is %s.", job.id, delivery.dispatch, job.state
         )
         return None
-    if holds_live_lease(job):
+    if holds_live_lease(job, lapse_grace(delivery.lease)):
         log.info("Skipping job %s: %s holds it until %s.", job.id, job.worker, job.lease_expires_at)
         return None
     if job.cancel_requested:
@@ -158,12 +159,19 @@ def settle_claim(session: Session, delivery: Delivery) -> Claim | None:
     return Claim.of(job)
 
 
-def holds_live_lease(job: Job) -> bool:
+def lapse_grace(lease: timedelta) -> timedelta:
+    """How long past its end a lease still counts: longer than a renewal interval, so that after
+    a database outage longer than a lease a healthy worker renews before anyone takes over."""
+    return lease / 2
+
+
+def holds_live_lease(job: Job, grace: timedelta = timedelta(0)) -> bool:
     """A running job whose worker renewed its lease in time: still in good hands."""
     lease = job.lease_expires_at
-    return job.state == JobState.RUNNING and lease is not None and lease >= utcnow()
+    return job.state == JobState.RUNNING and lease is not None and lease + grace >= utcnow()
 
 
+RELEASED = timedelta(days=1)  # far enough past for any lease and its grace
 _RENEW = update(JOBS).where(
     JOBS.c.id == bindparam("p_id"),
     JOBS.c.state == JobState.RUNNING,
@@ -188,7 +196,7 @@ def release_lease(session: Session, job_id: uuid.UUID, dispatch: int, worker: st
         update(JOBS)
         .where(JOBS.c.id == job_id, JOBS.c.dispatch == dispatch)
         .where(JOBS.c.state == JobState.RUNNING, JOBS.c.worker == worker)
-        .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        .values(lease_expires_at=utcnow() - RELEASED)
     )
     return bool(cast(CursorResult[Any], released).rowcount)
 

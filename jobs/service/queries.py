@@ -44,9 +44,9 @@ def list_jobs(
     return list(session.scalars(statement))
 
 
-def lost_jobs(session: Session, limit: int = 100) -> list[Job]:
-    """Running jobs past their lease: their worker died and the broker will not redeliver."""
-    statement = select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < utcnow())
+def lost_jobs(session: Session, grace: timedelta, limit: int = 100) -> list[Job]:
+    """Running jobs past their lease and ``grace``: their worker stopped renewing it (it died)."""
+    statement = select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < utcnow() - grace)
     return list(session.scalars(statement.limit(limit).with_for_update(skip_locked=True)))
 
 
