@@ -24,7 +24,7 @@ from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# A third of the lease: a job whose worker died is sent again within 4/3 of a lease.
+# A third of the lease: a job whose worker died is sent again within about two leases (see lapse_grace).
 SWEEPS_PER_LEASE = 3
 
 
