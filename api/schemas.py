@@ -17,7 +17,7 @@ class JobCreate(Schema):
         load_default=dict,
         metadata={"description": "checked by the type's payload schema (GET /v1/job-types)"},
     )
-    queue = Text(metadata={"enum": list(QUEUES)})
+    queue = Text(validate=validate.OneOf(QUEUES), metadata={"description": "default: the type's own queue"})
     priority = fields.Integer(
         strict=True,
         load_default=0,

@@ -104,3 +104,11 @@ def test_an_id_that_is_not_a_uuid_is_not_found_in_the_error_shape(client: FlaskC
 
 def test_a_url_too_long_is_refused_in_the_error_shape(client: FlaskClient, writer: str) -> None:
     assert_error(client.get("/v1/jobs?type=" + "t" * 9000, headers=auth(writer)), 414)
+
+
+@pytest.mark.parametrize("queue", ["", "nope"])
+def test_a_queue_that_is_not_declared_is_refused_naming_it(
+    client: FlaskClient, writer: str, queue: str
+) -> None:
+    response = post_job(client, writer, echo_job(queue=queue))
+    assert "queue" in assert_error(response, 422)["errors"]["json"]
