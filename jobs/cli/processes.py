@@ -58,6 +58,9 @@ def worker(queues: str, celery_args: tuple[str, ...]) -> None:
     argv = [*CELERY, "worker", "-l", "INFO", "-Q", ",".join(chosen), "-O", "fair"]
     if set(chosen) <= set(LONG_QUEUES):
         argv += ["--prefetch-multiplier", "1"]
+    if not {"-n", "--hostname"} & {arg.split("=")[0] for arg in celery_args}:
+        # Two workers on one host need two names: RabbitMQ lets one consumer hold a control queue.
+        argv += ["-n", f"{'-'.join(chosen)}@%h"]
     _exec([*argv, *celery_args])
 
 
