@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from api import create_app
-from tests.services import free_port
-from tests.support import ROOT, Backend
+from tests.support import ROOT, Backend, serving
 
 SEED = "20261201"  # a fixed seed: the same cases every run, so a failure reproduces
 EXAMPLES = "100"
@@ -28,13 +25,10 @@ EXAMPLES = "100"
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The API on a loopback port, and an admin token for it."""
     backend = Backend.create("embedded", tmp_path)
-    server = make_server("127.0.0.1", free_port(), create_app(backend.settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", backend.token("admin")
+        with serving(create_app(backend.settings)) as url:
+            yield url, backend.token("admin")
     finally:
-        server.shutdown()
         backend.stop()
 
 

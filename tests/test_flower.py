@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ import requests
 from flask.testing import FlaskClient
 
 from tests.services import free_port
-from tests.support import ROOT, Backend, stop_process, submit, wait_until
+from tests.support import Backend, conveyor, stop_process, submit, wait_until
 
 RESUBMIT_S = 5
 
@@ -99,13 +97,5 @@ def test_flowers_password_is_not_on_its_command_line(backend: Backend, flower: s
 
 
 def test_flower_will_not_start_without_a_login(backend: Backend) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "flower"],
-        cwd=ROOT,
-        env={**backend.process_env(), "CONVEYOR_FLOWER_BASIC_AUTH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = conveyor(backend, "flower", timeout=60, CONVEYOR_FLOWER_BASIC_AUTH="")
     assert done.returncode == 2 and "CONVEYOR_FLOWER_BASIC_AUTH" in done.stderr

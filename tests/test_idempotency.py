@@ -11,11 +11,10 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from jobs import idempotency, tokens
 from tests.api_helpers import assert_error, echo_job, jobs_with_correlation, new_key, post_job
-from tests.support import Backend, auth
+from tests.support import Backend, auth, serving
 
 # Idempotency
 
@@ -89,15 +88,8 @@ def test_same_key_while_the_first_request_is_in_flight_is_a_conflict(
 @pytest.fixture
 def served(app: Flask) -> Iterator[str]:
     """The app on a real threaded HTTP server, for requests that must truly overlap."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with serving(app) as url:
+        yield url
 
 
 def test_fifty_concurrent_requests_with_one_key_create_exactly_one_job(
