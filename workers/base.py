@@ -27,7 +27,7 @@ from jobs.settings import Settings
 from tasks import Handler
 from tasks.context import JobContext
 from tasks.errors import JobCancelledError, PermanentError, RetryableError
-from workers.dead_letters import DeadLettered, SentBack, failure_info
+from workers.dead_letters import DeadLettered, SentBack, failure_info, pool_process
 from workers.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -166,8 +166,7 @@ class JobTask(Task):
     def _claim(self, job_id: uuid.UUID, dispatch: int) -> service.Claim | None:
         settings = self.runtime.settings
         lease = timedelta(seconds=settings.lease_s)
-        # The pool process, not only the node: its worker releases this claim if it dies.
-        worker = f"{self.request.hostname or '?'}/{os.getpid()}"
+        worker = pool_process(self.request.hostname, os.getpid())
         delivery = service.Delivery(job_id, dispatch, worker, settings.delivery_limit, lease)
         try:
             with self.runtime.statement() as connection:

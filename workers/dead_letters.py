@@ -75,6 +75,12 @@ def _header_value(value: Any) -> Any:
     )
 
 
+def pool_process(hostname: str | None, pid: int | None) -> str:
+    """A claim's ``worker``: the pool process, not only the node, so that when the process dies
+    its worker releases its claims only, and a dead letter it sent names the same process."""
+    return f"{hostname or '?'}/{pid}"
+
+
 def publish_dead_letter(app: Any, message: Message, info: dict[str, Any]) -> str:
     """Put the message, unchanged but for failure headers, on ``<queue>.dead``; returns that queue."""
     queue = queue_of(message.delivery_info)
@@ -150,8 +156,7 @@ class DeadLetteringRequest(Request):
         return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     def _identity(self) -> str:
-        """The pool process that ran the task, as its claim names it (``JobTask._claim``)."""
-        return f"{self.hostname}/{self.worker_pid}"
+        return pool_process(self.hostname, self.worker_pid)
 
     def _release_lease(self) -> None:
         """The pool process running the job died; Celery now requeues its message, and the
