@@ -54,6 +54,25 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _storage_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("file", "s3"):
+        raise ValueError("must be a file:///abs/dir or s3://bucket/prefix URL")
+    return value.rstrip("/")
+
+
+def _folders(value: str) -> tuple[str, ...]:
+    folders = tuple(part.rstrip("/") or "/" for part in value.split(":") if part)
+    if not all(folder.startswith("/") for folder in folders):
+        raise ValueError("must be absolute folders separated by ':'")
+    return folders
+
+
+def _addressing_style(value: str) -> str:
+    if value not in ("auto", "path", "virtual"):
+        raise ValueError("must be auto, path or virtual")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -80,6 +99,13 @@ class Settings:
     flower_basic_auth: str = ""
     log_level: str = "INFO"
     sentry_dsn: str = ""
+    storage_url: str = ""
+    file_roots: tuple[str, ...] = ()
+    max_upload_bytes: int = 1024**3
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_addressing_style: str = "auto"
+    offsite_sync_url: str = ""
 
     @property
     def is_embedded_broker(self) -> bool:
@@ -129,6 +155,13 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", _str),
     "log_level": ("CONVEYOR_LOG_LEVEL", str.upper),
     "sentry_dsn": ("CONVEYOR_SENTRY_DSN", _str),
+    "storage_url": ("CONVEYOR_STORAGE_URL", _storage_url),
+    "file_roots": ("CONVEYOR_FILE_ROOTS", _folders),
+    "max_upload_bytes": ("CONVEYOR_MAX_UPLOAD_BYTES", _positive_int),
+    "s3_endpoint_url": ("CONVEYOR_S3_ENDPOINT_URL", _str),
+    "s3_region": ("CONVEYOR_S3_REGION", _str),
+    "s3_addressing_style": ("CONVEYOR_S3_ADDRESSING_STYLE", _addressing_style),
+    "offsite_sync_url": ("CONVEYOR_OFFSITE_SYNC_URL", _storage_url),
 }
 
 
@@ -149,4 +182,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["data_dir"] = data_dir
     values.setdefault("database_url", f"sqlite:///{data_dir / 'conveyor.db'}")
     values.setdefault("broker_url", "filesystem://")
+    values.setdefault("storage_url", f"file://{data_dir / 'storage'}")
+    values.setdefault("file_roots", (str(data_dir),))
     return Settings(**values)

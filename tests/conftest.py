@@ -29,6 +29,7 @@ from tests.services import (
     fresh_postgres_database,
     require_services,
 )
+from tests.s3_server import CREDENTIALS, S3Server
 from tests.support import BACKENDS, Backend, submit_and_publish
 
 
@@ -40,11 +41,25 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One SeaweedFS for the whole run; this process and every process a test starts use it."""
+    server = S3Server(tmp_path_factory.mktemp("seaweedfs")).start()
+    for name, value in CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    """A migrated database, an empty broker, a worker and an outbox relay."""
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server
+) -> Iterator[Backend]:
+    """A migrated database, an empty broker, a worker and an outbox relay, all using the test S3."""
     require_services(request.param)
-    created = Backend.create(request.param, tmp_path_factory.mktemp(request.param))
+    created = Backend.create(request.param, tmp_path_factory.mktemp(request.param), s3_server.env)
     try:
         created.start_worker()
         created.start_relay()

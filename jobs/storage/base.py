@@ -1,0 +1,85 @@
+"""The one interface every storage backend gives: stream in, stream out, stat, list, delete."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+from jobs.storage.urls import Location
+
+# rclone's metadata names, so either tool can read what the other stored.
+MD5_METADATA = "md5chksum"
+MTIME_METADATA = "mtime"
+
+
+class Reader(Protocol):
+    """What ``Storage.open`` gives: a file, or an HTTP body, read in chunks."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object, as a listing or a stat sees it. ``key`` is relative to the storage's root;
+    ``etag`` is S3's (unquoted; an MD5 unless it has a ``-N`` part count); ``metadata`` is
+    filled by ``stat`` only, since listings do not carry it."""
+
+    key: str
+    size: int
+    mtime: float
+    etag: str | None = None
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def single_part_md5(self) -> str | None:
+        """The object's MD5 when its ETag is one (a single-part upload), else None."""
+        if self.etag and "-" not in self.etag and len(self.etag) == 32:
+            return self.etag
+        return None
+
+
+class Storage(ABC):
+    """A root (a folder, or a bucket and prefix) holding objects named by relative keys."""
+
+    def __init__(self, location: Location):
+        self.location = location
+
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    def url_of(self, key: str) -> str:
+        return f"{self.url.rstrip('/')}/{key}"
+
+    @abstractmethod
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Reader:
+        """A stream of the object's bytes from ``start`` up to ``end`` (exclusive)."""
+
+    @abstractmethod
+    def write(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Store ``stream`` whole, or nothing: a failure part-way leaves no object behind."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """The object's size, mtime, ETag, content type and metadata; ObjectMissingError if none."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, fetched page by page. The order is the
+        backend's own: SeaweedFS lists folder by folder, not in S3's byte order of keys."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; an object that is already gone is not an error."""

@@ -1,0 +1,116 @@
+"""``file://`` storage: a folder, written through a temporary file so no reader sees half an object."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from jobs.storage.base import ObjectInfo, Reader, Storage
+from jobs.storage.errors import ObjectMissingError, StorageError, StorageRefusedError, StorageUnavailableError
+from jobs.storage.urls import check_key
+
+TEMP_PREFIX = ".conveyor-partial-"
+COPY_CHUNK = 1024 * 1024
+
+
+class LocalStorage(Storage):
+    @property
+    def folder(self) -> Path:
+        return Path(self.location.root)
+
+    def path_of(self, key: str) -> Path:
+        return self.folder / check_key(key, self.url)
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Reader:
+        with self._mapped(key):
+            file = self.path_of(key).open("rb")
+        file.seek(start)
+        return file if end is None else _Bounded(file, end - start)
+
+    def write(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        with self.writing(key) as partial, partial.open("wb") as file:
+            shutil.copyfileobj(stream, file, COPY_CHUNK)
+        return self.stat(key)
+
+    @contextmanager
+    def writing(self, key: str) -> Iterator[Path]:
+        """A temporary path beside the object's, renamed onto it when the block ends well."""
+        target = self.path_of(key)
+        with self._mapped(key):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+            os.close(descriptor)
+        try:
+            yield Path(name)
+            with self._mapped(key):
+                os.replace(name, target)
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(name)
+
+    def stat(self, key: str) -> ObjectInfo:
+        with self._mapped(key):
+            found = self.path_of(key).stat()
+        return ObjectInfo(key, found.st_size, found.st_mtime, content_type=mimetypes.guess_type(key)[0])
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key, found in self._walk(self.folder, ""):
+            if key.startswith(prefix):
+                yield ObjectInfo(key, found.st_size, found.st_mtime)
+
+    def _walk(self, folder: Path, base: str) -> Iterator[tuple[str, os.stat_result]]:
+        """Files under ``folder``, folder by folder; symbolic links to folders are not followed."""
+        with self._mapped(base or "."), os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(entry.path), f"{base}{entry.name}/")
+            elif entry.is_file() and not entry.name.startswith(TEMP_PREFIX):
+                yield base + entry.name, entry.stat()
+
+    def delete(self, key: str) -> None:
+        with self._mapped(key), suppress(FileNotFoundError):
+            self.path_of(key).unlink()
+
+    @contextmanager
+    def _mapped(self, key: str) -> Iterator[None]:
+        """Turn the OS's errors into storage errors that name the object's URL."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except FileNotFoundError:
+            raise ObjectMissingError(f"Nothing is stored at {self.url_of(key)}.") from None
+        except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+            raise StorageRefusedError(f"{self.url_of(key)} cannot be used: {exc.strerror}.") from None
+        except OSError as exc:
+            raise StorageUnavailableError(f"{self.url_of(key)} failed: {exc.strerror or exc}.") from None
+
+
+class _Bounded:
+    """A file read no further than ``left`` bytes: the tail of a byte range."""
+
+    def __init__(self, file: BinaryIO, left: int):
+        self.file, self.left = file, left
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.file.read(size)
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.file.close()

@@ -1,0 +1,214 @@
+"""``s3://`` storage through boto3 and its transfer manager: large objects go in parts, streamed,
+so memory stays bounded whatever the object's size."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from jobs.settings import Settings
+from jobs.storage.base import ObjectInfo, Reader, Storage
+from jobs.storage.errors import ObjectMissingError, StorageRefusedError, StorageUnavailableError
+from jobs.storage.urls import Location
+
+MIB = 1024 * 1024
+# Parts of 16 MiB, four at a time: a stream upload holds at most 64 MiB in memory.
+PART_SIZE = 16 * MIB
+PARTS_AT_ONCE = 4
+DELETE_BATCH = 1000
+THROTTLED = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded"}
+)
+
+
+@functools.cache
+def _client(endpoint_url: str, region: str, addressing: str, pid: int, pool: int) -> Any:
+    """One client per process (boto3's clients are thread-safe but not fork-safe). Credentials
+    come from boto3's own chain: environment, profile, instance role."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        s3={"addressing_style": addressing},
+        retries={"mode": "standard", "max_attempts": 4},
+        max_pool_connections=pool,
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url or None, region_name=region, config=config
+    )
+
+
+def client_for(settings: Settings, pool: int = 32) -> Any:
+    addressing = settings.s3_addressing_style
+    if addressing == "auto" and settings.s3_endpoint_url:
+        addressing = "path"
+    return _client(settings.s3_endpoint_url, settings.s3_region, addressing, os.getpid(), pool)
+
+
+def transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=PART_SIZE,
+        multipart_chunksize=PART_SIZE,
+        max_concurrency=PARTS_AT_ONCE,
+        max_io_queue=PARTS_AT_ONCE * 4,
+    )
+
+
+class S3Storage(Storage):
+    def __init__(self, location: Location, client: Any):
+        super().__init__(location)
+        self.client = client
+        self.bucket = location.root
+
+    def full_key(self, key: str) -> str:
+        return f"{self.location.prefix}/{key}" if self.location.prefix else key
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Reader:
+        extra = {"Range": f"bytes={start}-{'' if end is None else end - 1}"} if start or end else {}
+        with self.mapped(key):
+            body: Reader = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key), **extra)["Body"]
+        return body
+
+    def write(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        extra = _extra_args(content_type, metadata)
+        with self.mapped(key):
+            self.client.upload_fileobj(
+                stream, self.bucket, self.full_key(key), extra, Config=transfer_config()
+            )
+        return self.stat(key)
+
+    def upload(self, path: Path, key: str, metadata: Mapping[str, str]) -> None:
+        """Send a local file; parts are read from disk as they go, never held whole."""
+        with self.mapped(key):
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                self.full_key(key),
+                _extra_args(None, metadata),
+                Config=transfer_config(),
+            )
+
+    def download(self, key: str, path: Path) -> None:
+        with self.mapped(key):
+            self.client.download_file(self.bucket, self.full_key(key), str(path), Config=transfer_config())
+
+    def copy_from(self, source: S3Storage, key: str, target_key: str) -> None:
+        """A server-side copy: the bytes never leave the S3 server."""
+        copy_source = {"Bucket": source.bucket, "Key": source.full_key(key)}
+        with self.mapped(target_key):
+            self.client.copy(copy_source, self.bucket, self.full_key(target_key), Config=transfer_config())
+
+    def stat(self, key: str) -> ObjectInfo:
+        with self.mapped(key):
+            head = self.client.head_object(Bucket=self.bucket, Key=self.full_key(key))
+        return ObjectInfo(
+            key,
+            head["ContentLength"],
+            head["LastModified"].timestamp(),
+            head["ETag"].strip('"'),
+            head.get("ContentType"),
+            head.get("Metadata", {}),
+        )
+
+    def part_size(self, key: str) -> int:
+        """The size of a multipart object's first part, which its ETag was built on."""
+        with self.mapped(key):
+            head = self.client.head_object(Bucket=self.bucket, Key=self.full_key(key), PartNumber=1)
+        return int(head["ContentLength"])
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        root = f"{self.location.prefix}/" if self.location.prefix else ""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=root + prefix
+        )
+        with self.mapped(prefix):
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    if not item["Key"].endswith("/"):
+                        yield _listed(item, len(root))
+
+    def delete(self, key: str) -> None:
+        with self.mapped(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self.full_key(key))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = [{"Key": self.full_key(key)} for key in keys[start : start + DELETE_BATCH]]
+            with self.mapped(keys[start]):
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise StorageRefusedError(
+                    f"S3 refused to delete {len(answer['Errors'])} objects under {self.url}; "
+                    f"first {first.get('Key')}: {first.get('Code')} {first.get('Message')}."
+                )
+
+    @contextmanager
+    def mapped(self, key: str) -> Iterator[None]:
+        """Turn boto3's errors into storage errors that name the object's URL."""
+        try:
+            yield
+        except Exception as exc:
+            mapped = classify(exc, self.url_of(key), self.bucket)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+
+def _extra_args(content_type: str | None, metadata: Mapping[str, str] | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {"Metadata": dict(metadata)} if metadata else {}
+    if content_type:
+        extra["ContentType"] = content_type
+    return extra
+
+
+def _listed(item: dict[str, Any], cut: int) -> ObjectInfo:
+    return ObjectInfo(
+        item["Key"][cut:], item["Size"], item["LastModified"].timestamp(), item["ETag"].strip('"')
+    )
+
+
+def classify(exc: BaseException, url: str, bucket: str) -> Exception | None:
+    """The storage error for a boto3 failure (None for any other error, such as one the stream
+    being uploaded raised): a refusal cannot be helped by trying again; a throttle, a server
+    error or a dropped connection can."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    cause = (
+        exc.__cause__ if not isinstance(exc, ClientError) and isinstance(exc.__cause__, ClientError) else exc
+    )
+    if isinstance(cause, ClientError):
+        error = cause.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code == "NoSuchBucket":
+            return ObjectMissingError(f"The bucket {bucket!r} does not exist ({url}).")
+        if status == 404 or code in ("NoSuchKey", "NotFound", "404"):
+            return ObjectMissingError(f"Nothing is stored at {url}.")
+        if status >= 500 or status == 429 or code in THROTTLED:
+            return StorageUnavailableError(
+                f"S3 could not serve {url} now: {code} {error.get('Message', '')}".strip()
+            )
+        return StorageRefusedError(f"S3 refused {url}: {code} {error.get('Message', '')}".strip())
+    if isinstance(cause, NoCredentialsError):
+        return StorageRefusedError(
+            f"No S3 credentials were found for {url}: set AWS_ACCESS_KEY_ID or a profile."
+        )
+    if type(cause).__module__.startswith(("botocore", "urllib3", "s3transfer")):
+        return StorageUnavailableError(f"S3 could not be reached for {url}: {cause}")
+    return None

@@ -1,0 +1,87 @@
+"""Storage URLs (``file:///abs/dir``, ``s3://bucket/prefix``): parsed and checked without any
+backend library, so the API can refuse a bad one at submit time."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+from jobs.errors import InvalidInputError
+from jobs.storage.errors import StorageRefusedError
+
+# S3's rules for a bucket name: 3-63 lower-case letters, digits, dots and hyphens.
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a storage root is: ``scheme`` is ``file`` or ``s3``; ``root`` the folder or bucket;
+    ``prefix`` the key prefix under the bucket, without slashes at either end."""
+
+    scheme: str
+    root: str
+    prefix: str = ""
+
+    @property
+    def url(self) -> str:
+        if self.scheme == "file":
+            return f"file://{self.root}"
+        return f"s3://{self.root}/{self.prefix}".rstrip("/")
+
+    def contains(self, other: Location) -> bool:
+        """Whether ``other`` is this location or lies inside it."""
+        if self.scheme != other.scheme:
+            return False
+        if self.scheme == "file":
+            return _inside(other.root, self.root)
+        return self.root == other.root and (not self.prefix or _inside(other.prefix, self.prefix))
+
+
+def parse_url(url: str, file_roots: tuple[str, ...] = ()) -> Location:
+    """The location ``url`` names; raises InvalidInputError saying what is wrong with it.
+    A ``file://`` URL must lie inside one of ``file_roots`` (when any are given)."""
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        return _s3_location(url, parts.netloc, parts.path)
+    if parts.scheme == "file":
+        return _file_location(url, parts.netloc, unquote(parts.path), file_roots)
+    raise InvalidInputError(f"{url!r} is not a storage URL: use s3://bucket/prefix or file:///abs/dir.")
+
+
+def _s3_location(url: str, bucket: str, path: str) -> Location:
+    if not BUCKET_NAME.match(bucket):
+        raise InvalidInputError(
+            f"{url!r} names no valid bucket: a bucket name is 3 to 63 lower-case letters, digits, dots and hyphens."
+        )
+    prefix = path.strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise InvalidInputError(f"{url!r} has an empty, '.' or '..' segment in its prefix.")
+    return Location("s3", bucket, prefix)
+
+
+def _file_location(url: str, host: str, path: str, file_roots: tuple[str, ...]) -> Location:
+    if host not in ("", "localhost") or not path.startswith("/"):
+        raise InvalidInputError(f"{url!r} is not an absolute file URL: write file:///abs/dir.")
+    folder = PurePosixPath(path)
+    if ".." in folder.parts:
+        raise InvalidInputError(f"{url!r} has a '..' segment.")
+    root = str(folder)
+    if file_roots and not any(_inside(root, allowed) for allowed in file_roots):
+        raise InvalidInputError(
+            f"{url!r} is outside the folders this deployment may use (CONVEYOR_FILE_ROOTS: "
+            f"{', '.join(file_roots)})."
+        )
+    return Location("file", root)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def check_key(key: str, url: str) -> str:
+    """``key`` if every segment of it can be a file name: a key of ``..`` must never climb out."""
+    if not key or any(part in ("", ".", "..") for part in key.split("/")):
+        raise StorageRefusedError(f"The key {key!r} under {url} cannot be a file path.")
+    return key
