@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tasks import diagnostics
+from tasks import diagnostics, s3_sync
 from tasks.context import JobContext
 
 Handler = Callable[[dict[str, Any], JobContext], Any]
@@ -15,4 +15,5 @@ HANDLERS: dict[str, Handler] = {
     "sleep": diagnostics.sleep,
     "fail": diagnostics.fail,
     "crash": diagnostics.crash,
+    "s3-sync": s3_sync.sync_prefix,
 }

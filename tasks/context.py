@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from jobs.settings import Settings
 from tasks.errors import JobCancelledError
 
 
@@ -15,6 +16,7 @@ class JobContext:
     attempt: int
     delivery: int
     report: Callable[[int, str | None], bool]
+    settings: Settings
 
     def progress(self, percent: int, message: str | None = None) -> None:
         """Record progress; raises JobCancelledError if the job was cancelled meanwhile."""

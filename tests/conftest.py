@@ -21,6 +21,7 @@ from api import create_app
 from jobs.db import Database
 from jobs.migrate import upgrade
 from jobs.settings import load_settings
+from tests.s3_server import CREDENTIALS, S3Server
 from tests.services import (
     HOW_TO_START,
     PG_ADMIN_URL,
@@ -29,7 +30,6 @@ from tests.services import (
     fresh_postgres_database,
     require_services,
 )
-from tests.s3_server import CREDENTIALS, S3Server
 from tests.support import BACKENDS, Backend, submit_and_publish
 
 

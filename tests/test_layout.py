@@ -23,7 +23,7 @@ ALLOWED = {
     "api": ("jobs",),
     "jobs": (),
     "workers": ("jobs", "tasks", "schedules"),
-    "tasks": ("jobs.catalogue", "jobs.settings"),
+    "tasks": ("jobs.catalogue", "jobs.settings", "jobs.storage"),
     "schedules": (),
 }
 

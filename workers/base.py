@@ -24,6 +24,7 @@ from jobs.db import Database, closed_by_server, is_outage
 from jobs.errors import InvalidJobError, JobNotFoundError
 from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
+from jobs.storage import StorageError
 from tasks import Handler
 from tasks.context import JobContext
 from tasks.errors import JobCancelledError, PermanentError, RetryableError
@@ -124,6 +125,7 @@ class JobTask(Task):
                 attempt=claim.attempts,
                 delivery=claim.deliveries,
                 report=lambda p, m: self._report(jid, token, p, m) or held.should_stop(),
+                settings=self.runtime.settings,
             )
             self._run_handler(jid, claim, token, ctx)
 
@@ -131,7 +133,7 @@ class JobTask(Task):
         """Run the handler and record its outcome under the claim ``token``."""
         started = time.monotonic()
         try:
-            loaded = validate_payload(self.job_type, claim.payload)
+            loaded = validate_payload(self.job_type, claim.payload, self.runtime.settings)
             result = self.handler(loaded, ctx)
         except JobCancelledError:
             self._record(
@@ -142,6 +144,8 @@ class JobTask(Task):
             self._fail(jid, claim, exc, retryable=False)
         except RetryableError as exc:
             self._fail(jid, claim, exc, retryable=True, delay_ms=exc.delay_ms)
+        except StorageError as exc:
+            self._fail(jid, claim, exc, retryable=exc.retriable)
         except Exception as exc:
             log.error("Job %s raised an unexpected error.", jid, exc_info=True)
             self._fail(jid, claim, exc, retryable=True)

@@ -13,24 +13,29 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from jobs.catalogue import diagnostics
+from jobs.catalogue import diagnostics, storage
 from jobs.catalogue.base import JobType
 from jobs.errors import InvalidJobError
+from jobs.settings import Settings
 
 __all__ = ["JOB_TYPES", "TYPE_OF_TASK", "JobType", "describe", "payload_json_schema", "validate_payload"]
 
-JOB_TYPES: dict[str, JobType] = {jt.name: jt for jt in diagnostics.JOB_TYPES}
+JOB_TYPES: dict[str, JobType] = {jt.name: jt for jt in (*diagnostics.JOB_TYPES, *storage.JOB_TYPES)}
 TYPE_OF_TASK = {jt.task_name: jt.name for jt in JOB_TYPES.values()}
 
 
-def validate_payload(job_type: str, payload: Any) -> dict[str, Any]:
-    """The payload as the type's schema loads it; raises InvalidJobError naming the fields."""
+def validate_payload(job_type: str, payload: Any, settings: Settings | None = None) -> dict[str, Any]:
+    """The payload as the type's schema loads it, checked against ``settings`` when given;
+    raises InvalidJobError naming the fields."""
     if job_type not in JOB_TYPES:
         raise InvalidJobError({"type": [f"Unknown job type {job_type!r}."]})
     if not isinstance(payload, dict):
         raise InvalidJobError({"payload": ["Must be a JSON object."]})
     try:
         loaded: dict[str, Any] = _payload_schema(job_type).load(payload)
+        check = JOB_TYPES[job_type].check
+        if settings is not None and check is not None:
+            check(loaded, settings)
     except ValidationError as exc:
         raise InvalidJobError({"payload": exc.messages}) from None
     return loaded

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from marshmallow import Schema
+
+from jobs.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -14,3 +18,5 @@ class JobType:
     queue: str
     schema: type[Schema]
     description: str
+    check: Callable[[dict[str, Any], Settings], None] | None = None
+    """What only the deployment's settings can tell of a loaded payload; raises ValidationError."""

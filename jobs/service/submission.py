@@ -55,7 +55,7 @@ def submit(db: Session | Connection, settings: Settings, submission: Submission)
     Core inserts rather than the ORM's unit of work, which cost more than all the rest of a
     submission; the job returned is not attached to the session.
     """
-    payload = validate_payload(submission.type, submission.payload)
+    payload = validate_payload(submission.type, submission.payload, settings)
     queue = submission.queue or JOB_TYPES[submission.type].queue
     if queue not in QUEUES:
         raise InvalidJobError({"queue": [f"Unknown queue {queue!r}; one of {', '.join(QUEUES)}."]})

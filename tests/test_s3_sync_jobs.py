@@ -1,0 +1,80 @@
+"""s3-sync as a job: submitted over HTTP, run by a real worker, refused at submit when wrong."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from jobs.models import DeadLetter
+from jobs.storage import open_storage
+from tests.dead_letter_helpers import dead_letter_of
+from tests.s3_server import S3Server
+from tests.storage_helpers import contents, put
+from tests.support import Backend, auth, submit
+
+
+def test_a_sync_job_copies_a_folder_to_s3_and_records_its_counts(
+    backend: Backend, client: FlaskClient, writer: str, s3_server: S3Server
+) -> None:
+    folder = backend.settings.data_dir / f"sync-source-{backend.name}"
+    source = open_storage(f"file://{folder}", backend.settings)
+    for key in ("one.txt", "two/three.txt"):
+        put(source, key, key.encode())
+    target = f"{s3_server.fresh_prefix()}/copy"
+
+    job_id = submit(client, writer, "s3-sync", {"source": source.url, "destination": target})
+    job = backend.wait_for_job(job_id, "succeeded", timeout=60)
+
+    assert job.result is not None
+    assert (job.result["copied"], job.result["bytes"], job.result["errors"]) == (2, 20, [])
+    assert job.progress == 100
+    assert contents(open_storage(target, backend.settings)) == contents(source)
+
+
+def test_a_sync_from_a_bucket_that_does_not_exist_is_dead_lettered_naming_it(
+    backend: Backend, client: FlaskClient, writer: str
+) -> None:
+    folder = backend.settings.data_dir / "sync-target"
+    payload = {"source": "s3://no-such-bucket-conveyor/x", "destination": f"file://{folder}"}
+    job_id = submit(client, writer, "s3-sync", payload, max_attempts=3)
+
+    job = backend.wait_for_job(job_id, "dead", timeout=60)
+    assert job.attempts == 1
+    assert "no-such-bucket-conveyor" in (job.error_message or "")
+    with backend.sessions() as session:
+        letter = session.get(DeadLetter, uuid.UUID(dead_letter_of(backend, job_id)))
+        assert letter is not None and letter.reason == "permanent_error"
+
+
+def refused(client: FlaskClient, writer: str, payload: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/v1/jobs", json={"type": "s3-sync", "payload": payload}, headers=auth(writer))
+    assert response.status_code == 422, response.get_json()
+    errors: dict[str, Any] = response.get_json()["errors"]["json"]["payload"]
+    return errors
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "says"),
+    [
+        ({"source": "s3://ab/x", "destination": "s3://bucket/y"}, "source", "valid bucket"),
+        ({"source": "ftp://host/x", "destination": "s3://bucket/y"}, "source", "not a storage URL"),
+        ({"source": "s3://bucket/x", "destination": "s3://bucket/x"}, "destination", "is the source"),
+        ({"source": "s3://bucket/x", "destination": "s3://bucket/x/y"}, "destination", "inside the source"),
+        (
+            {"source": "s3://bucket/x/y", "destination": "s3://bucket/x"},
+            "destination",
+            "inside the destination",
+        ),
+        ({"source": "s3://bucket/x", "destination": "file:///etc"}, "destination", "CONVEYOR_FILE_ROOTS"),
+        ({"source": "s3://bucket/x", "destination": "s3://b2b/y", "compare": "md5"}, "compare", "one of"),
+        ({"source": "s3://bucket/x", "destination": "s3://b2b/y", "transfers": 0}, "transfers", "greater"),
+    ],
+)
+def test_a_bad_sync_is_refused_at_submit_naming_the_field(
+    client: FlaskClient, writer: str, payload: dict[str, Any], field: str, says: str
+) -> None:
+    errors = refused(client, writer, payload)
+    assert says.lower() in str(errors[field]).lower()
