@@ -11,7 +11,8 @@ from flask_smorest import abort as smorest_abort
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
-from jobs.errors import ConflictError, ConveyorError, InvalidInputError, NotFoundError
+from jobs.errors import ConflictError, ConveyorError, InvalidInputError, NotFoundError, TooLargeError
+from jobs.storage import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,12 @@ STATUS_OF_ERROR: tuple[tuple[type[ConveyorError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (InvalidInputError, 422),
+    (TooLargeError, 413),
+    (StorageUnavailableError, 503),
+    (StorageError, 502),
 )
+# Bodies that are not JSON: uploads, streamed as they come.
+RAW_BODY_PATHS = frozenset({"/v1/files"})
 
 
 def abort(status: int, message: str, **kwargs: Any) -> NoReturn:
@@ -55,7 +61,8 @@ def register(app: Flask) -> None:
 def _require_json_body() -> None:
     if len(request.full_path) > MAX_URL_CHARS:
         abort(414, f"The URL is longer than {MAX_URL_CHARS} characters.")
-    if request.method in BODY_METHODS and request.content_length and not request.is_json:
+    raw = request.path in RAW_BODY_PATHS
+    if request.method in BODY_METHODS and request.content_length and not request.is_json and not raw:
         raise UnsupportedMediaType(
             f"Send the body as application/json, not {request.mimetype or 'no content type'}."
         )

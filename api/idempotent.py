@@ -25,14 +25,17 @@ def respond(body: Any, status: int, headers: dict[str, str]) -> Response:
     return response
 
 
-def run_once(work: Callable[[Any], Outcome], *, single_statement: bool = False) -> Response:
+def run_once(
+    work: Callable[[Any], Outcome], *, single_statement: bool = False, fingerprint: Any = None
+) -> Response:
     """Run ``work`` in one transaction, storing its outcome under the request's idempotency key.
 
     ``work`` gets a ``Session``, except with ``single_statement`` and no key: then it gets a
     ``Connection`` (see ``single_statement_engine``), which spares the ORM session's upkeep.
 
     A replay gets the stored outcome with ``Idempotent-Replayed: true``; the same key with another
-    body is a 422; the same key while the first request is still in flight is a 409.
+    body is a 422; the same key while the first request is still in flight is a 409. A request
+    whose body is not JSON (an upload) names what identifies it as ``fingerprint``.
     """
     rt = runtime()
     key = next((request.headers[h] for h in HEADERS if h in request.headers), None)
@@ -42,7 +45,8 @@ def run_once(work: Callable[[Any], Outcome], *, single_statement: bool = False) 
     if not (1 <= len(key) <= 255 and key.isprintable()):
         abort(400, "Idempotency-Key must be 1 to 255 printable characters.")
     token_id = current_token().id
-    fingerprint = idempotency.request_hash(request.method, request.path, request.get_json(silent=True))
+    sent = fingerprint if fingerprint is not None else request.get_json(silent=True)
+    fingerprint = idempotency.request_hash(request.method, request.path, sent)
     with rt.sessions.begin() as session:
         ttl = timedelta(hours=rt.settings.idempotency_ttl_hours)
         stored = idempotency.begin(session, token_id, key, fingerprint, ttl)

@@ -183,3 +183,29 @@ class BulkRequeueResult(Schema):
 
 class Purge(Schema):
     reason = Text(validate=validate.Length(max=500))
+
+
+class FileOut(Schema):
+    id = fields.UUID()
+    name = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    content_type = fields.String()
+    url = fields.String(
+        metadata={"description": "where the bytes are; name the file in a payload as {'file': id}"}
+    )
+    created_at = fields.DateTime()
+
+
+class FileUpload(Schema):
+    name = Text(validate=validate.Length(min=1, max=255), metadata={"description": "the file's name"})
+
+
+class FileQuery(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = Text(metadata=CURSOR)
+
+
+class FilePage(Schema):
+    items = fields.List(fields.Nested(FileOut))
+    next_cursor = fields.String(allow_none=True)

@@ -29,6 +29,10 @@ class TokenNotFoundError(NotFoundError):
     """No API token has this id."""
 
 
+class StoredFileNotFoundError(NotFoundError):
+    """No file has this id."""
+
+
 class ConflictError(ConveyorError):
     """The current state does not allow the operation (HTTP 409): retrying it as is cannot help."""
 
@@ -62,6 +66,10 @@ class KeyReusedError(InvalidInputError):
 
 class SettingsError(InvalidInputError):
     """A ``CONVEYOR_*`` variable has a value that cannot be used."""
+
+
+class TooLargeError(ConveyorError):
+    """A body past its size limit (HTTP 413); nothing of it was kept."""
 
 
 class PublishRefusedError(ConveyorError):

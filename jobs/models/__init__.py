@@ -6,6 +6,7 @@ Importing this package imports every model, so ``Base.metadata`` is complete whe
 from jobs.models.access import ApiToken, IdempotencyKey
 from jobs.models.base import Base, UTCDateTime, utcnow
 from jobs.models.dead_letters import AuditEntry, DeadLetter, DeadLetterState
+from jobs.models.files import StoredFile
 from jobs.models.jobs import FINISHED_STATES, SHOWN_COLUMNS, Job, JobState, OutboxMessage
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Job",
     "JobState",
     "OutboxMessage",
+    "StoredFile",
     "UTCDateTime",
     "utcnow",
 ]

@@ -6,6 +6,7 @@ in the storage ``CONVEYOR_STORAGE_URL`` names.
 
 from __future__ import annotations
 
+from jobs.errors import InvalidInputError
 from jobs.settings import Settings
 from jobs.storage.base import MD5_METADATA, MTIME_METADATA, ObjectInfo, Reader, Storage
 from jobs.storage.errors import ObjectMissingError, StorageError, StorageRefusedError, StorageUnavailableError
@@ -22,6 +23,7 @@ __all__ = [
     "StorageError",
     "StorageRefusedError",
     "StorageUnavailableError",
+    "open_object",
     "open_storage",
     "parse_url",
     "storage_at",
@@ -31,6 +33,16 @@ __all__ = [
 def open_storage(url: str, settings: Settings) -> Storage:
     """The storage ``url`` names, refusing a ``file://`` URL outside ``CONVEYOR_FILE_ROOTS``."""
     return storage_at(parse_url(url, settings.file_roots), settings)
+
+
+def open_object(url: str, settings: Settings, *, trusted: bool = False) -> tuple[Storage, str]:
+    """The storage holding the object ``url`` names, and its key there. Only a ``trusted`` URL
+    (one the platform made) may name a folder outside ``CONVEYOR_FILE_ROOTS``."""
+    parent, _, key = url.rstrip("/").rpartition("/")
+    if not key or parent.endswith(":/"):
+        raise InvalidInputError(f"{url!r} names no object: add the object's key after the bucket or folder.")
+    roots = () if trusted else settings.file_roots
+    return storage_at(parse_url(parent, roots), settings), key
 
 
 def storage_at(location: Location, settings: Settings) -> Storage:

@@ -73,7 +73,7 @@ class LocalStorage(Storage):
 
     def _walk(self, folder: Path, base: str) -> Iterator[tuple[str, os.stat_result]]:
         """Files under ``folder``, folder by folder; symbolic links to folders are not followed."""
-        with self._mapped(base or "."), os.scandir(folder) as scan:
+        with self._mapped(base), os.scandir(folder) as scan:
             entries = sorted(scan, key=lambda entry: entry.name)
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
