@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from jobs.settings import Settings
+from jobs.storage import Storage
 from tasks.errors import JobCancelledError
 
 
@@ -17,6 +19,8 @@ class JobContext:
     delivery: int
     report: Callable[[int, str | None], bool]
     settings: Settings
+    resolve: Callable[[Mapping[str, Any]], tuple[Storage, str]]
+    """The storage and key of an input the payload names (``catalogue.inputs.InputRef``)."""
 
     def progress(self, percent: int, message: str | None = None) -> None:
         """Record progress; raises JobCancelledError if the job was cancelled meanwhile."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from jobs.catalogue import validate_payload
 from jobs.settings import Settings
+from jobs.storage import open_object
 from tasks.context import JobContext
 from tasks.s3_sync import sync_prefix
 
@@ -26,5 +27,7 @@ class Reports:
 
 def run_sync(settings: Settings, reports: Reports | None = None, **payload: Any) -> dict[str, Any]:
     loaded = validate_payload("s3-sync", payload, settings)
-    ctx = JobContext(uuid.uuid4(), 1, 1, reports or Reports(), settings)
+    ctx = JobContext(
+        uuid.uuid4(), 1, 1, reports or Reports(), settings, lambda ref: open_object(ref["url"], settings)
+    )
     return sync_prefix(loaded, ctx)

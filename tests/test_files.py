@@ -49,13 +49,11 @@ class Served:
 def served(request: pytest.FixtureRequest, embedded: Backend, s3_server: S3Server) -> Iterator[Served]:
     settings = dataclasses.replace(embedded.settings, max_upload_bytes=len(DATA) * 2)
     if request.param == "s3":
-        settings = dataclasses.replace(settings, storage_url=s3_server.fresh_prefix(), **_s3(s3_server))
+        settings = dataclasses.replace(
+            settings, storage_url=s3_server.fresh_prefix(), s3_endpoint_url=s3_server.endpoint
+        )
     app = create_app(settings)
     yield Served(app.test_client(), embedded.token("jobs:write", "jobs:read"), settings)
-
-
-def _s3(s3_server: S3Server) -> dict[str, str]:
-    return {"s3_endpoint_url": s3_server.endpoint}
 
 
 def test_an_upload_is_stored_with_its_size_and_sha256_and_read_back(served: Served) -> None:
@@ -112,7 +110,7 @@ def test_an_upload_over_the_limit_is_413_and_nothing_is_kept(served: Served) -> 
 
 
 def test_a_retried_upload_with_its_idempotency_key_is_stored_once(served: Served) -> None:
-    first = served.upload(**{"Idempotency-Key": "upload-1"})
+    first = served.upload(DATA, **{"Idempotency-Key": "upload-1"})
     again = served.post(DATA, **{"Idempotency-Key": "upload-1"})
     assert again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true"

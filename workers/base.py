@@ -7,7 +7,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from functools import cached_property
@@ -24,7 +24,8 @@ from jobs.db import Database, closed_by_server, is_outage
 from jobs.errors import InvalidJobError, JobNotFoundError
 from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
-from jobs.storage import StorageError
+from jobs.storage import Storage, StorageError
+from jobs.storage.inputs import resolve_input
 from tasks import Handler
 from tasks.context import JobContext
 from tasks.errors import JobCancelledError, PermanentError, RetryableError
@@ -126,6 +127,7 @@ class JobTask(Task):
                 delivery=claim.deliveries,
                 report=lambda p, m: self._report(jid, token, p, m) or held.should_stop(),
                 settings=self.runtime.settings,
+                resolve=self._resolve,
             )
             self._run_handler(jid, claim, token, ctx)
 
@@ -217,6 +219,10 @@ class JobTask(Task):
         log.warning("Database unavailable for job %s (%s); sending its message back.", job_id, exc)
         time.sleep(DATABASE_DOWN_PAUSE_S)
         raise SentBack(str(exc))
+
+    def _resolve(self, ref: Mapping[str, Any]) -> tuple[Storage, str]:
+        with self.runtime.sessions() as session:
+            return resolve_input(ref, self.runtime.settings, session)
 
     def _report(self, job_id: uuid.UUID, token: str, percent: int, message: str | None) -> bool:
         with self.runtime.sessions.begin() as session:

@@ -1,0 +1,47 @@
+"""The payload field later job types name their input with: an uploaded file or a storage URL."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+from jobs.errors import InvalidInputError
+from jobs.storage.urls import parse_url
+
+INPUT_DESCRIPTION = 'An uploaded file, {"file": "<id>"}, or an object, {"url": "s3://bucket/key"}.'
+
+
+class InputRef(fields.Dict):
+    """``{"file": "<uuid>"}`` or ``{"url": "<s3:// or file:// URL of one object>"}``, nothing else."""
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("metadata", {"description": INPUT_DESCRIPTION})
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, str]:
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        if set(loaded) == {"file"}:
+            return {"file": str(_file_id(loaded["file"]))}
+        if set(loaded) == {"url"} and isinstance(loaded["url"], str):
+            return {"url": _object_url(loaded["url"])}
+        raise ValidationError(f"Must be exactly one of {INPUT_DESCRIPTION}")
+
+
+def _file_id(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValidationError(f"{value!r} is not a file id (a UUID).") from None
+
+
+def _object_url(url: str) -> str:
+    parent, _, key = url.rstrip("/").rpartition("/")
+    try:
+        parse_url(parent)
+    except InvalidInputError as exc:
+        raise ValidationError(str(exc)) from None
+    if not key or parent.endswith(":/"):
+        raise ValidationError(f"{url!r} names no object: add its key after the bucket or folder.")
+    return url
