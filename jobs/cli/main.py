@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from jobs.cli import dead_letters, dev, jobs, processes, tokens
+from jobs.cli import dead_letters, dev, files, jobs, processes, tokens
 from jobs.errors import ConveyorError, InvalidInputError
 
 
@@ -30,5 +30,12 @@ def main() -> None:
     """Conveyor: submit jobs over HTTP, run them on Celery workers, recover every failure."""
 
 
-for command in (*processes.COMMANDS, *jobs.COMMANDS, tokens.tokens, dev.dev, dead_letters.dead_letters_group):
+for command in (
+    *processes.COMMANDS,
+    *jobs.COMMANDS,
+    files.files_group,
+    tokens.tokens,
+    dev.dev,
+    dead_letters.dead_letters_group,
+):
     main.add_command(command)
