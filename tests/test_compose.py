@@ -1,7 +1,10 @@
 """The deployment files, checked by parsing: no Docker engine is needed."""
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 README = ROOT / "README.md"
-INFRASTRUCTURE = {"postgres", "rabbitmq", "redis"}
+INFRASTRUCTURE = {"postgres", "rabbitmq", "redis", "seaweedfs"}
+CREDENTIALS_ENV = {"S3_ACCESS_KEY": "key", "S3_SECRET_KEY": "secret", "CONVEYOR_FLOWER_BASIC_AUTH": "u:p"}
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +96,31 @@ def test_the_image_is_python_3_11_or_newer_with_tesseract() -> None:
 def test_the_image_runs_as_a_non_root_user() -> None:
     users = re.findall(r"^USER\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
     assert users and users[-1] not in {"root", "0"}
+
+
+def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config -q`` (v1, from Debian), which parses and checks without an engine."""
+    if shutil.which("docker-compose") is None:
+        pytest.fail("docker-compose (v1) is missing: `bash .ci/services.sh` installs it")
+    base = {k: v for k, v in os.environ.items() if k not in CREDENTIALS_ENV}
+    argv = ["docker-compose", "-f", str(COMPOSE_FILE), "config", "-q"]
+    return subprocess.run(argv, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_compose_file_is_valid_once_the_credentials_are_set() -> None:
+    done = _compose_config(CREDENTIALS_ENV)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_compose_stack_has_no_default_s3_credentials() -> None:
+    done = _compose_config({"CONVEYOR_FLOWER_BASIC_AUTH": "u:p"})
+    assert done.returncode != 0
+    assert "S3_ACCESS_KEY" in done.stderr
+
+
+def test_the_app_waits_for_its_bucket_and_keeps_files_in_s3(services: dict) -> None:
+    assert "s3data:/data" in services["seaweedfs"]["volumes"]
+    for name in ("api", "worker", "worker-long", "beat", "relay"):
+        condition = _dependencies(services[name])["storage-init"]["condition"]
+        assert condition == "service_completed_successfully", name
+    assert services["api"]["environment"]["CONVEYOR_STORAGE_URL"].startswith("s3://")

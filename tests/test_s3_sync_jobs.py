@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
-from jobs.models import DeadLetter
+from jobs.db import Database
+from jobs.models import DeadLetter, Job
 from jobs.storage import open_storage
 from tests.dead_letter_helpers import dead_letter_of
 from tests.s3_server import S3Server
 from tests.storage_helpers import contents, put
 from tests.support import Backend, auth, submit
+from workers.maintenance import submit_offsite_sync
 
 
 def test_a_sync_job_copies_a_folder_to_s3_and_records_its_counts(
@@ -78,3 +82,20 @@ def test_a_bad_sync_is_refused_at_submit_naming_the_field(
 ) -> None:
     errors = refused(client, writer, payload)
     assert says.lower() in str(errors[field]).lower()
+
+
+def test_the_nightly_offsite_sync_copies_the_platforms_storage(
+    backend: Backend, client: FlaskClient, writer: str, s3_server: S3Server
+) -> None:
+    offsite = f"{s3_server.fresh_prefix()}/offsite"
+    settings = dataclasses.replace(backend.settings, offsite_sync_url=offsite)
+    uploaded = client.post("/v1/files?name=a.txt", data=b"kept twice", headers=auth(writer))
+    assert uploaded.status_code == 201
+
+    assert submit_offsite_sync(Database(settings)) == 1
+    with backend.sessions() as session:
+        job_id = session.scalars(select(Job.id).where(Job.correlation_id == "offsite-sync")).all()[-1]
+    job = backend.wait_for_job(job_id, "succeeded", timeout=60)
+    assert job.result is not None and job.result["copied"] >= 1
+    copied = contents(open_storage(offsite, backend.settings))
+    assert copied[f"files/{uploaded.get_json()['id']}"] == b"kept twice"

@@ -9,7 +9,7 @@ import pytest
 
 from jobs.catalogue import JOB_TYPES
 from jobs.settings import SettingsError, load_settings
-from schedules.beat import BEAT_SCHEDULE
+from schedules.beat import BEAT_SCHEDULE, OPTIONAL_SCHEDULE
 from tasks import HANDLERS
 from workers.app import make_celery
 
@@ -47,8 +47,18 @@ def test_every_job_type_has_a_handler_and_every_handler_a_type() -> None:
 
 def test_every_job_type_and_beat_entry_names_a_registered_task(tmp_path: Path) -> None:
     app = make_celery(load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)}))
-    names = {jt.task_name for jt in JOB_TYPES.values()} | {e["task"] for e in BEAT_SCHEDULE.values()}
+    entries = [*BEAT_SCHEDULE.values(), *(entry for _, entry in OPTIONAL_SCHEDULE.values())]
+    names = {jt.task_name for jt in JOB_TYPES.values()} | {e["task"] for e in entries}
     assert names <= set(app.tasks)
+
+
+def test_the_offsite_sync_is_scheduled_only_once_its_destination_is_set(tmp_path: Path) -> None:
+    plain = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)})
+    offsite = load_settings(
+        {"CONVEYOR_DATA_DIR": str(tmp_path), "CONVEYOR_OFFSITE_SYNC_URL": "s3://offsite/x"}
+    )
+    assert "offsite-sync" not in make_celery(plain).conf.beat_schedule
+    assert "offsite-sync" in make_celery(offsite).conf.beat_schedule
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

@@ -13,7 +13,7 @@ from jobs.doctor import problems
 from jobs.errors import SettingsError
 from jobs.observability import start_process
 from jobs.settings import Settings
-from schedules.beat import BEAT_SCHEDULE
+from schedules.beat import beat_schedule
 from tasks import HANDLERS
 from workers.base import JobTask, Runtime
 from workers.maintenance import MAINTENANCE_TASKS
@@ -27,7 +27,7 @@ def make_celery(settings: Settings) -> Celery:
     app.config_from_object(celery_config(settings, confirm_publish=False))
     app.conf.worker_consumer = "workers.consumer:DeadLetteringConsumer"
     app.conf.task_routes = {name: {"queue": "maintenance"} for name in MAINTENANCE_TASKS}
-    app.conf.beat_schedule = BEAT_SCHEDULE
+    app.conf.beat_schedule = beat_schedule(settings)
     app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     runtime = Runtime(settings)
     for job_type in JOB_TYPES.values():

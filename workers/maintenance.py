@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from jobs import dead_letters, idempotency
+from jobs import dead_letters, idempotency, service
 from jobs.db import Database
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,21 @@ def purge_expired_dead_letters(db: Database) -> int:
     return count
 
 
+def submit_offsite_sync(db: Database) -> int:
+    """Copy the platform's storage offsite as an ``s3-sync`` job, so the run has a recorded
+    outcome, retries and a dead letter if it fails. Nothing is deleted offsite: a file removed
+    here by mistake can still be fetched back."""
+    settings = db.settings
+    payload = {"source": settings.storage_url, "destination": settings.offsite_sync_url}
+    submission = service.Submission("s3-sync", payload, correlation_id="offsite-sync")
+    with db.sessions.begin() as session:
+        job = service.submit(session, settings, submission)
+    log.info("Submitted offsite sync %s of %s to %s.", job.id, payload["source"], payload["destination"])
+    return 1
+
+
 MAINTENANCE_TASKS: dict[str, Callable[[Database], int]] = {
     "conveyor.maintenance.purge_expired_idempotency_keys": purge_expired_idempotency_keys,
     "conveyor.maintenance.purge_expired_dead_letters": purge_expired_dead_letters,
+    "conveyor.maintenance.submit_offsite_sync": submit_offsite_sync,
 }
