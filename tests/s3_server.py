@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ def _bindable(port: int) -> bool:
 class S3Server:
     folder: Path
     port: int = 0
+    ports: list[int] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     buckets: list[str] = field(default_factory=list)
 
@@ -67,11 +69,12 @@ class S3Server:
         return {"CONVEYOR_S3_ENDPOINT_URL": self.endpoint, **CREDENTIALS}
 
     def start(self) -> S3Server:
-        s3, master, volume, filer = _free_twin_ports(4)
+        self.ports = _free_twin_ports(4)
+        s3, master, volume, filer = self.ports
         self.port = s3
         log = open(self.folder / "weed.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [weed_binary(), "server", "-s3", f"-dir={self.folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            [weed_binary(), f"-logdir={self.folder}", "server", "-s3", f"-dir={self.folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
              f"-s3.port={s3}", f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
              "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false", "-volume.preStopSeconds=0",
              "-volume.max=0", "-master.volumeSizeLimitMB=256"],
@@ -132,3 +135,6 @@ class S3Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        for port in (*self.ports, *(port + 10000 for port in self.ports)):
+            for socket_file in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                socket_file.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 ACCEPT_POLL_S = 0.1
 CHUNK = 65536
@@ -23,6 +24,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
+        self.delay_s = 0.0  # a pause per chunk, to make a fast loopback peer as slow as a far one
         self.open()
 
     def open(self) -> None:
@@ -89,6 +91,8 @@ class TcpProxy:
         """Copy bytes one way until either side closes; then close both."""
         try:
             while chunk := source.recv(CHUNK):
+                if self.delay_s:
+                    time.sleep(self.delay_s)
                 sink.sendall(chunk)
         except OSError:
             pass
