@@ -8,9 +8,10 @@ a pass with no errors. A run that crashed is simply run again: what already matc
 from __future__ import annotations
 
 import fnmatch
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -50,6 +51,29 @@ class Tally:
         self.retriable = self.retriable or not isinstance(exc, StorageError) or exc.retriable
         if len(self.errors) < MAX_LISTED:
             self.errors.append(f"{key}: {exc}")
+
+
+class Moving:
+    """Bytes moved so far, added to from the transfers' threads."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self.lock:
+            self.bytes += count
+
+
+def _size(count: float) -> str:
+    """Bytes as a person reads them: ``12.3 MB``."""
+    if count < 1000:
+        return f"{count:.0f} B"
+    for unit in ("KB", "MB"):
+        count /= 1000
+        if count < 1000:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1000:.1f} GB"
 
 
 class Progress:
@@ -139,29 +163,43 @@ class Sync:
         def compare(pair: tuple[ObjectInfo, ObjectInfo]) -> bool:
             return same_content(self.source, pair[0], self.target, pair[1])
 
-        for (src, _), same, exc in self.parallel(compare, plan.checks):
+        def checked(pair: tuple[ObjectInfo, ObjectInfo], same: Any, exc: BaseException | None) -> None:
             if exc is not None:
-                self.tally.failed(src.key, exc)
+                self.tally.failed(pair[0].key, exc)
             elif same:
                 plan.skipped += 1
             else:
-                plan.copies.append(src)
-            self.progress.tick(0, f"checked {plan.skipped + len(plan.copies)} objects")
+                plan.copies.append(pair[0])
+
+        def report() -> None:
+            self.progress.tick(
+                0, f"checked {plan.skipped + len(plan.copies)} of {len(plan.checks)} checksums"
+            )
+
+        self.parallel(compare, plan.checks, checked, report)
 
     def transfer(self, copies: list[ObjectInfo]) -> None:
+        """Copy ``copies`` ``transfers`` at a time; progress counts bytes as they move."""
         total = sum(info.size for info in copies)
+        moving = Moving()
 
         def send(info: ObjectInfo) -> None:
-            copy(self.source, info, self.target, info.key)
+            copy(self.source, info, self.target, info.key, moving.add)
 
-        for info, _, exc in self.parallel(send, copies):
+        def sent(info: ObjectInfo, _: Any, exc: BaseException | None) -> None:
             if exc is not None:
                 self.tally.failed(info.key, exc)
-                continue
+                return
             self.tally.copied += 1
             self.tally.bytes += info.size
-            percent = int(99 * self.tally.bytes / total) if total else 99
-            self.progress.tick(percent, f"copied {self.tally.copied} of {len(copies)} objects")
+
+        def report() -> None:
+            done = min(moving.bytes, total)
+            percent = int(99 * done / total) if total else 99
+            message = f"copied {self.tally.copied} of {len(copies)} objects, {_size(done)} of {_size(total)}"
+            self.progress.tick(percent, message)
+
+        self.parallel(send, copies, sent, report)
 
     def remove(self, keys: list[str]) -> None:
         self.progress.tick(99, f"deleting {len(keys)} objects", force=True)
@@ -181,16 +219,25 @@ class Sync:
             self.target.delete(keys[0])
 
     def parallel(
-        self, work: Callable[[T], Any], items: Iterable[T]
-    ) -> Iterator[tuple[T, Any, BaseException | None]]:
-        """``work`` on each item, ``transfers`` at a time, in the order they finish. A cancel
-        raised while they run drops the items not yet started and waits for the others."""
+        self,
+        work: Callable[[T], Any],
+        items: Iterable[T],
+        finished: Callable[[T, Any, BaseException | None], None],
+        report: Callable[[], None],
+    ) -> None:
+        """``work`` on each item, ``transfers`` at a time; ``finished`` hears of each as it ends
+        and ``report`` is called at least once a second, both in this thread. A cancel raised
+        by ``report`` drops the items not yet started and waits for those running."""
         pool = ThreadPoolExecutor(self.payload["transfers"], thread_name_prefix="sync")
         futures: dict[Future[Any], T] = {pool.submit(work, item): item for item in items}
+        pending = set(futures)
         try:
-            for future in as_completed(futures):
-                exc = future.exception()
-                yield futures[future], None if exc else future.result(), exc
+            while pending:
+                done, pending = wait(pending, timeout=PROGRESS_EVERY_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    exc = future.exception()
+                    finished(futures[future], None if exc else future.result(), exc)
+                report()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

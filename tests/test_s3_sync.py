@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import time
@@ -17,6 +18,7 @@ from tasks.errors import JobCancelledError, PermanentError
 from tests.s3_server import S3Server
 from tests.storage_helpers import contents, fresh_root, put, storage_settings
 from tests.sync_helpers import Reports, run_sync
+from tests.tcp_proxy import TcpProxy
 
 PAIRS = [("file", "s3"), ("s3", "file"), ("s3", "s3"), ("file", "file")]
 
@@ -154,3 +156,21 @@ def test_progress_is_written_at_most_once_a_second(settings: Settings, s3_server
     result = run_sync(settings, reports, source=source.url, destination=target.url)
     assert len(reports.seen) <= result["duration_s"] + 2
     assert reports.seen[-1][0] == 100
+
+
+def test_a_large_objects_progress_counts_its_bytes_as_they_move(tmp_path: Path, s3_server: S3Server) -> None:
+    slow = TcpProxy(s3_server.port)
+    slow.delay_s = 0.01  # about 6 MB/s, so 20 MB takes seconds
+    settings = dataclasses.replace(
+        storage_settings(tmp_path, s3_server), s3_endpoint_url=f"http://127.0.0.1:{slow.port}"
+    )
+    source, target = roots(settings, s3_server, ("file", "s3"))
+    source.write("big.bin", io.BytesIO(os.urandom(20 * 1024 * 1024)))
+    reports = Reports()
+    try:
+        run_sync(settings, reports, source=source.url, destination=target.url)
+    finally:
+        slow.close()
+    partial = [(p, m) for p, m in reports.seen if 0 < p < 99]
+    assert partial, reports.seen
+    assert "of 1 objects" in (partial[0][1] or "")

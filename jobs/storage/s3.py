@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +20,8 @@ MIB = 1024 * 1024
 PART_SIZE = 16 * MIB
 PARTS_AT_ONCE = 4
 DELETE_BATCH = 1000
+# Told how many more bytes a transfer has moved, from the transfer's own threads.
+Moved = Callable[[int], None] | None
 THROTTLED = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded"}
 )
@@ -90,26 +92,27 @@ class S3Storage(Storage):
             )
         return self.stat(key)
 
-    def upload(self, path: Path, key: str, metadata: Mapping[str, str]) -> None:
+    def upload(self, path: Path, key: str, metadata: Mapping[str, str], moved: Moved = None) -> None:
         """Send a local file; parts are read from disk as they go, never held whole."""
+        extra = _extra_args(None, metadata)
         with self.mapped(key):
             self.client.upload_file(
-                str(path),
-                self.bucket,
-                self.full_key(key),
-                _extra_args(None, metadata),
-                Config=transfer_config(),
+                str(path), self.bucket, self.full_key(key), extra, Callback=moved, Config=transfer_config()
             )
 
-    def download(self, key: str, path: Path) -> None:
+    def download(self, key: str, path: Path, moved: Moved = None) -> None:
         with self.mapped(key):
-            self.client.download_file(self.bucket, self.full_key(key), str(path), Config=transfer_config())
+            self.client.download_file(
+                self.bucket, self.full_key(key), str(path), Callback=moved, Config=transfer_config()
+            )
 
-    def copy_from(self, source: S3Storage, key: str, target_key: str) -> None:
+    def copy_from(self, source: S3Storage, key: str, target_key: str, moved: Moved = None) -> None:
         """A server-side copy: the bytes never leave the S3 server."""
         copy_source = {"Bucket": source.bucket, "Key": source.full_key(key)}
         with self.mapped(target_key):
-            self.client.copy(copy_source, self.bucket, self.full_key(target_key), Config=transfer_config())
+            self.client.copy(
+                copy_source, self.bucket, self.full_key(target_key), Callback=moved, Config=transfer_config()
+            )
 
     def stat(self, key: str) -> ObjectInfo:
         with self.mapped(key):

@@ -7,27 +7,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from jobs.storage.base import MD5_METADATA, MTIME_METADATA, ObjectInfo, Reader, Storage
 from jobs.storage.local import LocalStorage
-from jobs.storage.s3 import PART_SIZE, S3Storage
+from jobs.storage.s3 import PART_SIZE, Moved, S3Storage
 
 HASH_CHUNK = 1024 * 1024
 
 
-def copy(source: Storage, info: ObjectInfo, target: Storage, key: str) -> None:
+def copy(source: Storage, info: ObjectInfo, target: Storage, key: str, moved: Moved = None) -> None:
     """Make ``target``'s ``key`` a copy of ``source``'s object ``info``, keeping its mtime where
-    the target can hold one (a folder) and as metadata where it cannot (S3)."""
+    the target can hold one (a folder) and as metadata where it cannot (S3). ``moved`` is told
+    of the bytes as they go, from the transfer's threads."""
     if isinstance(source, S3Storage) and isinstance(target, S3Storage):
-        target.copy_from(source, info.key, key)
+        target.copy_from(source, info.key, key, moved)
     elif isinstance(source, LocalStorage) and isinstance(target, S3Storage):
         path = source.path_of(info.key)
-        target.upload(path, key, _upload_metadata(path, info))
+        target.upload(path, key, _upload_metadata(path, info), moved)
     elif isinstance(target, LocalStorage):
-        _into_folder(source, info, target, key)
+        _into_folder(source, info, target, key, moved)
     else:
         stream = source.open(info.key)
         try:
@@ -36,22 +36,22 @@ def copy(source: Storage, info: ObjectInfo, target: Storage, key: str) -> None:
             stream.close()
 
 
-def _into_folder(source: Storage, info: ObjectInfo, target: LocalStorage, key: str) -> None:
+def _into_folder(source: Storage, info: ObjectInfo, target: LocalStorage, key: str, moved: Moved) -> None:
     with target.writing(key) as partial:
         if isinstance(source, S3Storage):
-            source.download(info.key, partial)
-        elif isinstance(source, LocalStorage):
-            shutil.copyfile(source.path_of(info.key), partial)
+            source.download(info.key, partial, moved)
         else:
-            _stream_to(source.open(info.key), partial)
+            _stream_to(source.open(info.key), partial, moved)
         os.utime(partial, (info.mtime, info.mtime))
 
 
-def _stream_to(stream: Reader, path: Path) -> None:
+def _stream_to(stream: Reader, path: Path, moved: Moved) -> None:
     try:
         with path.open("wb") as file:
             while chunk := stream.read(HASH_CHUNK):
                 file.write(chunk)
+                if moved:
+                    moved(len(chunk))
     finally:
         stream.close()
 
