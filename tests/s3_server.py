@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -58,6 +59,8 @@ class S3Server:
     ports: list[int] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     buckets: list[str] = field(default_factory=list)
+    identities: dict[str, str] = field(default_factory=dict)
+    """Access key to secret key; with none, SeaweedFS takes any signed request."""
 
     @property
     def endpoint(self) -> str:
@@ -73,15 +76,26 @@ class S3Server:
         s3, master, volume, filer = self.ports
         self.port = s3
         log = open(self.folder / "weed.log", "ab")  # noqa: SIM115
+        config = [f"-s3.config={self._write_identities()}"] if self.identities else []
         self.process = subprocess.Popen(
             [weed_binary(), f"-logdir={self.folder}", "server", "-s3", f"-dir={self.folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
              f"-s3.port={s3}", f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
              "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false", "-volume.preStopSeconds=0",
-             "-volume.max=0", "-master.volumeSizeLimitMB=256"],
+             "-volume.max=0", "-master.volumeSizeLimitMB=256", *config],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self._wait_until_it_answers()
         return self
+
+    def _write_identities(self) -> Path:
+        path = self.folder / "s3.json"
+        actions = ["Admin", "Read", "Write", "List", "Tagging"]
+        identities = [
+            {"name": key, "credentials": [{"accessKey": key, "secretKey": secret}], "actions": actions}
+            for key, secret in self.identities.items()
+        ]
+        path.write_text(json.dumps({"identities": identities}))
+        return path
 
     def _wait_until_it_answers(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -102,15 +116,19 @@ class S3Server:
             return False
         return True
 
-    def client(self) -> Any:
+    def client(self, key: str = "", secret: str = "") -> Any:
         import boto3
         from botocore.config import Config
 
+        key, secret = (
+            key or next(iter(self.identities), ""),
+            secret or next(iter(self.identities.values()), ""),
+        )
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            config=Config(s3={"addressing_style": "path"}),
+            aws_access_key_id=key or CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=secret or CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )  # fmt: skip
 
     def new_bucket(self) -> str:

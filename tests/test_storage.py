@@ -12,7 +12,8 @@ import pytest
 from jobs.errors import InvalidInputError
 from jobs.settings import load_settings
 from jobs.storage import ObjectMissingError, Storage, StorageError, StorageRefusedError, open_storage
-from jobs.storage.s3 import PART_SIZE
+from jobs.storage.s3 import PART_SIZE, S3Storage
+from jobs.storage.urls import Location
 from tests.s3_server import S3Server
 from tests.storage_helpers import open_root, put, read_all
 
@@ -128,3 +129,17 @@ def test_a_file_url_outside_the_allowed_folders_is_refused(tmp_path: Path) -> No
     with pytest.raises(InvalidInputError, match="CONVEYOR_FILE_ROOTS"):
         open_storage("file:///etc", settings)
     open_storage(f"file://{tmp_path}/inside", settings)
+
+
+def test_refused_credentials_are_a_permanent_error_naming_the_url(tmp_path: Path) -> None:
+    guarded = S3Server(tmp_path, identities={"conveyor-key": "conveyor-secret"}).start()
+    try:
+        bucket = guarded.new_bucket()
+        storage = S3Storage(Location("s3", bucket, "in"), guarded.client("conveyor-key", "wrong-secret"))
+        with pytest.raises(StorageRefusedError, match=f"s3://{bucket}/in/doc.pdf") as raised:
+            storage.stat("doc.pdf")
+        assert not raised.value.retriable
+        with pytest.raises(StorageRefusedError):
+            list(storage.list())
+    finally:
+        guarded.stop()
