@@ -143,3 +143,25 @@ def test_refused_credentials_are_a_permanent_error_naming_the_url(tmp_path: Path
             list(storage.list())
     finally:
         guarded.stop()
+
+
+def test_symbolic_links_are_neither_listed_nor_followed_out_of_the_folder(tmp_path: Path) -> None:
+    settings = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path / "data")})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("not to be synced")
+    root = tmp_path / "data" / "root"
+    root.mkdir(parents=True)
+    (root / "kept").write_text("a file")
+    (root / "file-link").symlink_to(outside / "secret")
+    (root / "folder-link").symlink_to(outside)
+    storage = open_storage(f"file://{root}", settings)
+
+    assert [info.key for info in storage.list()] == ["kept"]
+    with pytest.raises(StorageRefusedError, match="symbolic link"):
+        storage.open("folder-link/secret")
+    with pytest.raises(StorageRefusedError, match="symbolic link"):
+        put(storage, "folder-link/planted", b"x")
+    assert sorted(path.name for path in outside.iterdir()) == ["secret"]
+    with pytest.raises(InvalidInputError, match="CONVEYOR_FILE_ROOTS"):
+        open_storage(f"file://{root}/folder-link", settings)

@@ -25,7 +25,11 @@ class LocalStorage(Storage):
         return Path(self.location.root)
 
     def path_of(self, key: str) -> Path:
-        return self.folder / check_key(key, self.url)
+        """The key's path, refused if a symbolic link on the way leads out of the folder."""
+        path = self.folder / check_key(key, self.url)
+        if not path.resolve().is_relative_to(self.folder.resolve()):
+            raise StorageRefusedError(f"{self.url_of(key)} leads out of {self.url} through a symbolic link.")
+        return path
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> Reader:
         with self._mapped(key):
@@ -72,13 +76,14 @@ class LocalStorage(Storage):
                 yield ObjectInfo(key, found.st_size, found.st_mtime)
 
     def _walk(self, folder: Path, base: str) -> Iterator[tuple[str, os.stat_result]]:
-        """Files under ``folder``, folder by folder; symbolic links to folders are not followed."""
+        """Files under ``folder``, folder by folder. Symbolic links are left out, as rclone leaves
+        them: one could lead anywhere on the host."""
         with self._mapped(base), os.scandir(folder) as scan:
             entries = sorted(scan, key=lambda entry: entry.name)
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 yield from self._walk(Path(entry.path), f"{base}{entry.name}/")
-            elif entry.is_file() and not entry.name.startswith(TEMP_PREFIX):
+            elif entry.is_file(follow_symlinks=False) and not entry.name.startswith(TEMP_PREFIX):
                 yield base + entry.name, entry.stat()
 
     def delete(self, key: str) -> None:

@@ -3,6 +3,7 @@ backend library, so the API can refuse a bad one at submit time."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -68,7 +69,8 @@ def _file_location(url: str, host: str, path: str, file_roots: tuple[str, ...]) 
     if ".." in folder.parts:
         raise InvalidInputError(f"{url!r} has a '..' segment.")
     root = str(folder)
-    if file_roots and not any(_inside(root, allowed) for allowed in file_roots):
+    real = os.path.realpath(root)
+    if file_roots and not any(_inside(real, os.path.realpath(allowed)) for allowed in file_roots):
         raise InvalidInputError(
             f"{url!r} is outside the folders this deployment may use (CONVEYOR_FILE_ROOTS: "
             f"{', '.join(file_roots)})."
