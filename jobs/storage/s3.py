@@ -16,7 +16,9 @@ from jobs.storage.errors import ObjectMissingError, StorageRefusedError, Storage
 from jobs.storage.urls import Location
 
 MIB = 1024 * 1024
-# Parts of 16 MiB, four at a time: a stream upload holds at most 64 MiB in memory.
+# Parts of 16 MiB (a stream of unknown size may reach 10,000 parts: 160 GB), four sent at a time
+# and four more read ahead: a stream upload holds at most 128 MiB. A file is read from disk as
+# its parts go.
 PART_SIZE = 16 * MIB
 PARTS_AT_ONCE = 4
 DELETE_BATCH = 1000
@@ -54,12 +56,16 @@ def client_for(settings: Settings, pool: int = 32) -> Any:
 def transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
-    return TransferConfig(
+    config = TransferConfig(
         multipart_threshold=PART_SIZE,
         multipart_chunksize=PART_SIZE,
         max_concurrency=PARTS_AT_ONCE,
         max_io_queue=PARTS_AT_ONCE * 4,
     )
+    # boto3 does not take these as arguments; s3transfer's default is 10 parts held per stream.
+    config.max_in_memory_upload_chunks = PARTS_AT_ONCE
+    config.max_in_memory_download_chunks = PARTS_AT_ONCE
+    return config
 
 
 class S3Storage(Storage):
