@@ -22,10 +22,10 @@ def copy(source: Storage, info: ObjectInfo, target: Storage, key: str, moved: Mo
     the target can hold one (a folder) and as metadata where it cannot (S3). ``moved`` is told
     of the bytes as they go, from the transfer's threads."""
     if isinstance(source, S3Storage) and isinstance(target, S3Storage):
-        target.copy_from(source, info.key, key, moved)
+        target.copy_from(source, info.key, key, info.size, moved)
     elif isinstance(source, LocalStorage) and isinstance(target, S3Storage):
         path = source.path_of(info.key)
-        target.upload(path, key, _upload_metadata(path, info), moved)
+        target.upload(path, key, _upload_metadata(path, info), info.size, moved)
     elif isinstance(target, LocalStorage):
         _into_folder(source, info, target, key, moved)
     else:
@@ -39,7 +39,7 @@ def copy(source: Storage, info: ObjectInfo, target: Storage, key: str, moved: Mo
 def _into_folder(source: Storage, info: ObjectInfo, target: LocalStorage, key: str, moved: Moved) -> None:
     with target.writing(key) as partial:
         if isinstance(source, S3Storage):
-            source.download(info.key, partial, moved)
+            source.download(info.key, partial, info.size, moved)
         else:
             _stream_to(source.open(info.key), partial, moved)
         os.utime(partial, (info.mtime, info.mtime))
