@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobs.errors import SettingsError
+from jobs.errors import InvalidInputError, SettingsError
 
 
 def _positive_float(value: str) -> float:
@@ -55,9 +55,19 @@ def _database_url(value: str) -> str:
 
 
 def _storage_url(value: str) -> str:
-    if urlsplit(value).scheme not in ("file", "s3"):
-        raise ValueError("must be a file:///abs/dir or s3://bucket/prefix URL")
-    return value.rstrip("/")
+    from jobs.storage.urls import parse_url
+
+    try:
+        return parse_url(value.rstrip("/")).url
+    except InvalidInputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _endpoint_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
 
 
 def _folders(value: str) -> tuple[str, ...]:
@@ -158,7 +168,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "storage_url": ("CONVEYOR_STORAGE_URL", _storage_url),
     "file_roots": ("CONVEYOR_FILE_ROOTS", _folders),
     "max_upload_bytes": ("CONVEYOR_MAX_UPLOAD_BYTES", _positive_int),
-    "s3_endpoint_url": ("CONVEYOR_S3_ENDPOINT_URL", _str),
+    "s3_endpoint_url": ("CONVEYOR_S3_ENDPOINT_URL", _endpoint_url),
     "s3_region": ("CONVEYOR_S3_REGION", _str),
     "s3_addressing_style": ("CONVEYOR_S3_ADDRESSING_STYLE", _addressing_style),
     "offsite_sync_url": ("CONVEYOR_OFFSITE_SYNC_URL", _storage_url),
@@ -183,5 +193,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values.setdefault("database_url", f"sqlite:///{data_dir / 'conveyor.db'}")
     values.setdefault("broker_url", "filesystem://")
     values.setdefault("storage_url", f"file://{data_dir / 'storage'}")
-    values.setdefault("file_roots", (str(data_dir),))
+    values.setdefault("file_roots", (str(data_dir / "storage"),))
     return Settings(**values)

@@ -7,99 +7,25 @@ a pass with no errors. A run that crashed is simply run again: what already matc
 
 from __future__ import annotations
 
-import fnmatch
-import threading
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from jobs.storage import ObjectInfo, Storage, StorageError, open_storage
+from jobs.storage import ObjectInfo, ObjectMissingError, Storage, StorageError, open_storage
 from jobs.storage.local import LocalStorage
 from jobs.storage.s3 import S3Storage
 from jobs.storage.transfer import copy, same_content
 from tasks.context import JobContext
 from tasks.errors import PermanentError, RetryableError
+from tasks.s3_sync_state import MAX_LISTED, PROGRESS_EVERY_S, Filter, Moving, Plan, Progress, Tally, size_text
 
 T = TypeVar("T")
-PROGRESS_EVERY_S = 1.0
-MAX_LISTED = 100
-# S3 keeps LastModified to the second, so two mtimes this close are the same mtime.
-MTIME_WINDOW_S = 1.0
-
-
-@dataclass
-class Plan:
-    copies: list[ObjectInfo] = field(default_factory=list)
-    checks: list[tuple[ObjectInfo, ObjectInfo]] = field(default_factory=list)
-    extraneous: list[str] = field(default_factory=list)
-    skipped: int = 0
-
-
-@dataclass
-class Tally:
-    copied: int = 0
-    deleted: int = 0
-    bytes: int = 0
-    errors: list[str] = field(default_factory=list)
-    error_count: int = 0
-    retriable: bool = False
-
-    def failed(self, key: str, exc: BaseException) -> None:
-        self.error_count += 1
-        self.retriable = self.retriable or not isinstance(exc, StorageError) or exc.retriable
-        if len(self.errors) < MAX_LISTED:
-            self.errors.append(f"{key}: {exc}")
-
-
-class Moving:
-    """Bytes moved so far, added to from the transfers' threads."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.lock = threading.Lock()
-
-    def add(self, count: int) -> None:
-        with self.lock:
-            self.bytes += count
-
-
-def _size(count: float) -> str:
-    """Bytes as a person reads them: ``12.3 MB``."""
-    if count < 1000:
-        return f"{count:.0f} B"
-    for unit in ("KB", "MB"):
-        count /= 1000
-        if count < 1000:
-            return f"{count:.1f} {unit}"
-    return f"{count / 1000:.1f} GB"
-
-
-class Progress:
-    """The job's progress, written at most once a second; a cancelled job raises here."""
-
-    def __init__(self, ctx: JobContext):
-        self.ctx = ctx
-        self.last = 0.0
-
-    def tick(self, percent: int, message: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self.last >= PROGRESS_EVERY_S:
-            self.last = now
-            self.ctx.progress(percent, message)
-
-
-class Filter:
-    """``include`` and ``exclude`` globs (``*`` matches across ``/``) on keys under the root."""
-
-    def __init__(self, include: list[str], exclude: list[str]):
-        self.include, self.exclude = include, exclude
-
-    def __call__(self, key: str) -> bool:
-        if self.include and not any(fnmatch.fnmatchcase(key, glob) for glob in self.include):
-            return False
-        return not any(fnmatch.fnmatchcase(key, glob) for glob in self.exclude)
+# How close two mtimes must be to be the same: S3 keeps LastModified to the second; a folder
+# keeps what the copy set, to well under a millisecond.
+S3_MTIME_PRECISION_S = 1.0
+FOLDER_MTIME_PRECISION_S = 0.001
 
 
 def sync_prefix(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
@@ -122,7 +48,7 @@ class Sync:
             self.transfer(plan.copies)
             if self.payload["delete"] and not self.tally.error_count:
                 self.remove(plan.extraneous)
-        self.progress.tick(100, "done", force=True)
+        self.progress.finish()
         if self.tally.error_count:
             self.fail(plan)
         return self.result(plan)
@@ -131,8 +57,9 @@ class Sync:
         """Compare the listings: the destination's is held as a map, the source's streamed."""
         theirs = {info.key: info for info in self.listing(self.target) if self.selected(info.key)}
         plan = Plan()
-        for seen, info in enumerate(info for info in self.source.list() if self.selected(info.key)):
-            self.progress.tick(0, f"compared {seen} objects")
+        for info in (info for info in self.source.list() if self.selected(info.key)):
+            plan.listed += 1
+            self.progress.tick(0, f"compared {plan.listed} objects")
             have = theirs.pop(info.key, None)
             if have is None or have.size != info.size:
                 plan.copies.append(info)
@@ -143,6 +70,7 @@ class Sync:
             else:
                 plan.copies.append(info)
         plan.extraneous = list(theirs)
+        self.refuse_to_empty(plan)
         self.check(plan)
         return plan
 
@@ -152,18 +80,32 @@ class Sync:
             return iter(())
         return storage.list()
 
+    def refuse_to_empty(self, plan: Plan) -> None:
+        """A source that lists nothing is more often a typo than a wish to empty the destination
+        (rclone refuses it too): with ``delete``, nothing is done."""
+        if self.payload["delete"] and not plan.listed and plan.extraneous:
+            raise PermanentError(
+                f"The source {self.source.url} holds no objects{' that match' if self.selected.include else ''}; "
+                f"refusing to delete the {len(plan.extraneous)} objects of {self.target.url}. "
+                "Check the source URL, or delete them without a sync."
+            )
+
     def fresh(self, src: ObjectInfo, dst: ObjectInfo) -> bool:
         """Same size, and a copy at least as new as the source. A folder keeps the mtime the
         copy set, so it must match; S3 cannot set LastModified, so the copy must be newer."""
         if isinstance(self.target, LocalStorage):
-            return abs(dst.mtime - src.mtime) < MTIME_WINDOW_S
-        return dst.mtime > src.mtime - MTIME_WINDOW_S
+            return abs(dst.mtime - src.mtime) < FOLDER_MTIME_PRECISION_S
+        return dst.mtime > src.mtime - S3_MTIME_PRECISION_S
 
     def check(self, plan: Plan) -> None:
+        checked = 0
+
         def compare(pair: tuple[ObjectInfo, ObjectInfo]) -> bool:
             return same_content(self.source, pair[0], self.target, pair[1])
 
-        def checked(pair: tuple[ObjectInfo, ObjectInfo], same: Any, exc: BaseException | None) -> None:
+        def compared(pair: tuple[ObjectInfo, ObjectInfo], same: Any, exc: BaseException | None) -> None:
+            nonlocal checked
+            checked += 1
             if exc is not None:
                 self.tally.failed(pair[0].key, exc)
             elif same:
@@ -172,11 +114,9 @@ class Sync:
                 plan.copies.append(pair[0])
 
         def report() -> None:
-            self.progress.tick(
-                0, f"checked {plan.skipped + len(plan.copies)} of {len(plan.checks)} checksums"
-            )
+            self.progress.tick(0, f"compared {checked} of {len(plan.checks)} checksums")
 
-        self.parallel(compare, plan.checks, checked, report)
+        self.parallel(compare, plan.checks, compared, report)
 
     def transfer(self, copies: list[ObjectInfo]) -> None:
         """Copy ``copies`` ``transfers`` at a time; progress counts bytes as they move."""
@@ -187,19 +127,32 @@ class Sync:
             copy(self.source, info, self.target, info.key, moving.add)
 
         def sent(info: ObjectInfo, _: Any, exc: BaseException | None) -> None:
-            if exc is not None:
+            if exc is None:
+                self.tally.copied += 1
+                self.tally.bytes += info.size
+            elif self.vanished(info):
+                self.tally.vanished += 1
+            else:
                 self.tally.failed(info.key, exc)
-                return
-            self.tally.copied += 1
-            self.tally.bytes += info.size
 
         def report() -> None:
             done = min(moving.bytes, total)
             percent = int(99 * done / total) if total else 99
-            message = f"copied {self.tally.copied} of {len(copies)} objects, {_size(done)} of {_size(total)}"
+            message = f"copied {self.tally.copied} of {len(copies)} objects, {size_text(done)} of {size_text(total)}"
             self.progress.tick(percent, message)
 
         self.parallel(send, copies, sent, report)
+
+    def vanished(self, info: ObjectInfo) -> bool:
+        """Whether a source object that failed to copy was deleted since it was listed: not an
+        error (a live store changes while it is synced), and the next run will not list it."""
+        try:
+            self.source.stat(info.key)
+        except ObjectMissingError:
+            return True
+        except StorageError:
+            return False
+        return False
 
     def remove(self, keys: list[str]) -> None:
         self.progress.tick(99, f"deleting {len(keys)} objects", force=True)
@@ -225,19 +178,27 @@ class Sync:
         finished: Callable[[T, Any, BaseException | None], None],
         report: Callable[[], None],
     ) -> None:
-        """``work`` on each item, ``transfers`` at a time; ``finished`` hears of each as it ends
-        and ``report`` is called at least once a second, both in this thread. A cancel raised
-        by ``report`` drops the items not yet started and waits for those running."""
-        pool = ThreadPoolExecutor(self.payload["transfers"], thread_name_prefix="sync")
-        futures: dict[Future[Any], T] = {pool.submit(work, item): item for item in items}
-        pending = set(futures)
+        """``work`` on each item, ``transfers`` at a time (twice that queued); ``finished`` hears
+        of each as it ends and ``report`` is called at least once a second while any runs, both
+        in this thread. A cancel raised by ``report`` drops what has not started and waits for
+        what has."""
+        width = self.payload["transfers"]
+        waiting = iter(items)
+        pool = ThreadPoolExecutor(width, thread_name_prefix="sync")
+        futures: dict[Future[Any], T] = {
+            pool.submit(work, item): item for item in itertools.islice(waiting, 2 * width)
+        }
         try:
-            while pending:
-                done, pending = wait(pending, timeout=PROGRESS_EVERY_S, return_when=FIRST_COMPLETED)
+            while futures:
+                done, _ = wait(futures, timeout=PROGRESS_EVERY_S, return_when=FIRST_COMPLETED)
                 for future in done:
                     exc = future.exception()
-                    finished(futures[future], None if exc else future.result(), exc)
-                report()
+                    finished(futures.pop(future), None if exc else future.result(), exc)
+                futures.update(
+                    {pool.submit(work, item): item for item in itertools.islice(waiting, len(done))}
+                )
+                if futures:
+                    report()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -256,6 +217,7 @@ class Sync:
             "copied": len(plan.copies) if dry else self.tally.copied,
             "skipped": plan.skipped,
             "deleted": len(plan.extraneous) if dry and self.payload["delete"] else self.tally.deleted,
+            "vanished": self.tally.vanished,
             "bytes": sum(info.size for info in plan.copies) if dry else self.tally.bytes,
             "errors": self.tally.errors,
             "duration_s": round(time.monotonic() - self.started, 3),

@@ -11,7 +11,10 @@ from tests.s3_server import S3Server
 
 
 def storage_settings(data_dir: Path, s3_server: S3Server) -> Settings:
-    return load_settings({"CONVEYOR_DATA_DIR": str(data_dir), **s3_server.env})
+    """Settings whose ``file://`` URLs may name any folder under ``data_dir``, outside the
+    platform's own data folder in it."""
+    env = {"CONVEYOR_DATA_DIR": str(data_dir / "platform"), "CONVEYOR_FILE_ROOTS": str(data_dir)}
+    return load_settings({**env, **s3_server.env})
 
 
 def fresh_root(kind: str, data_dir: Path, s3_server: S3Server, prefix: str = "root") -> str:

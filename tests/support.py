@@ -69,6 +69,7 @@ class Backend:
     def create(cls, name: str, data_dir: Path, overrides: dict[str, str] | None = None) -> Backend:
         data_dir.mkdir(parents=True, exist_ok=True)
         env = {"CONVEYOR_DATA_DIR": str(data_dir), "CONVEYOR_RETRY_BACKOFF_MS": "100"}
+        env["CONVEYOR_FILE_ROOTS"] = str(data_dir.with_name(f"{data_dir.name}-files"))
         env["CONVEYOR_RELAY_INTERVAL_MS"] = "50"
         suffix = uuid.uuid4().hex[:8]
         overrides = overrides or {}
@@ -83,6 +84,11 @@ class Backend:
         upgrade(settings)
         reset_broker(settings)
         return cls(name, env, settings, Database(settings).sessions)
+
+    @property
+    def files_root(self) -> Path:
+        """The folder ``file://`` URLs in this backend's payloads may name."""
+        return Path(self.settings.file_roots[0])
 
     def process_env(self, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}

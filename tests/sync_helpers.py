@@ -25,9 +25,12 @@ class Reports:
         return self.cancel_at is not None and (message or "").startswith(self.cancel_at)
 
 
+def context(settings: Settings, reports: Reports | None = None) -> JobContext:
+    def resolve(ref: Any) -> Any:
+        return open_object(ref["url"], settings)
+
+    return JobContext(uuid.uuid4(), 1, 1, reports or Reports(), settings, resolve)
+
+
 def run_sync(settings: Settings, reports: Reports | None = None, **payload: Any) -> dict[str, Any]:
-    loaded = validate_payload("s3-sync", payload, settings)
-    ctx = JobContext(
-        uuid.uuid4(), 1, 1, reports or Reports(), settings, lambda ref: open_object(ref["url"], settings)
-    )
-    return sync_prefix(loaded, ctx)
+    return sync_prefix(validate_payload("s3-sync", payload, settings), context(settings, reports))

@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
+from jobs.catalogue import validate_payload
 from jobs.settings import Settings
 from jobs.storage import Storage, open_storage
 from jobs.storage.s3 import PART_SIZE
 from tasks.errors import JobCancelledError, PermanentError
+from tasks.s3_sync import Sync
 from tests.s3_server import S3Server
 from tests.storage_helpers import contents, fresh_root, put, storage_settings
-from tests.sync_helpers import Reports, run_sync
+from tests.sync_helpers import Reports, context, run_sync
 from tests.tcp_proxy import TcpProxy
 
 PAIRS = [("file", "s3"), ("s3", "file"), ("s3", "s3"), ("file", "file")]
@@ -29,8 +31,8 @@ def settings(tmp_path: Path, s3_server: S3Server) -> Settings:
 
 
 def roots(settings: Settings, s3_server: S3Server, kinds: tuple[str, str]) -> tuple[Storage, Storage]:
-    source = fresh_root(kinds[0], settings.data_dir, s3_server, "source")
-    target = fresh_root(kinds[1], settings.data_dir, s3_server, "target")
+    source = fresh_root(kinds[0], Path(settings.file_roots[0]), s3_server, "source")
+    target = fresh_root(kinds[1], Path(settings.file_roots[0]), s3_server, "target")
     return open_storage(source, settings), open_storage(target, settings)
 
 
@@ -138,14 +140,64 @@ def test_include_and_exclude_choose_the_keys(settings: Settings, s3_server: S3Se
     assert sorted(contents(target)) == ["a.jpg"]
 
 
+def slowed(settings: Settings, proxy: TcpProxy) -> Settings:
+    """The settings with S3 reached through ``proxy``, about 6 MB/s: a sync then takes seconds."""
+    proxy.delay_s = 0.01
+    return dataclasses.replace(settings, s3_endpoint_url=f"http://127.0.0.1:{proxy.port}")
+
+
 def test_a_cancel_stops_between_objects(settings: Settings, s3_server: S3Server) -> None:
     source, target = roots(settings, s3_server, ("file", "s3"))
     for number in range(40):
-        source.write(f"k{number:02}", io.BytesIO(os.urandom(2_000_000)))
-    reports = Reports(cancel_at="copied")
-    with pytest.raises(JobCancelledError):
-        run_sync(settings, reports, source=source.url, destination=target.url, transfers=1)
+        source.write(f"k{number:02}", io.BytesIO(os.urandom(256 * 1024)))
+    proxy = TcpProxy(s3_server.port)
+    try:
+        with pytest.raises(JobCancelledError):
+            run_sync(
+                slowed(settings, proxy),
+                Reports(cancel_at="copied"),
+                source=source.url,
+                destination=target.url,
+                transfers=1,
+            )
+    finally:
+        proxy.close()
     assert 0 < len(list(target.list())) < 40
+
+
+def test_a_cancel_asked_for_once_the_work_is_done_does_not_undo_it(
+    settings: Settings, s3_server: S3Server
+) -> None:
+    source, target = roots(settings, s3_server, ("file", "file"))
+    put(source, "a", b"a")
+    result = run_sync(settings, Reports(cancel_at="done"), source=source.url, destination=target.url)
+    assert result["copied"] == 1
+
+
+def test_a_delete_from_a_source_that_lists_nothing_is_refused(
+    settings: Settings, s3_server: S3Server
+) -> None:
+    source, target = roots(settings, s3_server, ("s3", "file"))
+    put(target, "precious.txt", b"keep me")
+    with pytest.raises(PermanentError, match="refusing to delete the 1 objects"):
+        sync(settings, source, target, delete=True)
+    assert contents(target) == {"precious.txt": b"keep me"}
+
+
+def test_a_source_object_deleted_mid_sync_is_counted_as_vanished_not_failed(
+    settings: Settings, s3_server: S3Server
+) -> None:
+    source, target = roots(settings, s3_server, ("s3", "s3"))
+    for key in ("stays", "goes"):
+        put(source, key, key.encode())
+    sync_ = Sync(
+        validate_payload("s3-sync", {"source": source.url, "destination": target.url}, settings),
+        context(settings),
+    )
+    plan = sync_.plan()
+    source.delete("goes")
+    sync_.transfer(plan.copies)
+    assert (sync_.tally.copied, sync_.tally.vanished, sync_.tally.error_count) == (1, 1, 0)
 
 
 def test_progress_is_written_at_most_once_a_second(settings: Settings, s3_server: S3Server) -> None:
@@ -158,12 +210,11 @@ def test_progress_is_written_at_most_once_a_second(settings: Settings, s3_server
     assert reports.seen[-1][0] == 100
 
 
-def test_a_large_objects_progress_counts_its_bytes_as_they_move(tmp_path: Path, s3_server: S3Server) -> None:
+def test_a_large_objects_progress_counts_its_bytes_as_they_move(
+    settings: Settings, s3_server: S3Server
+) -> None:
     slow = TcpProxy(s3_server.port)
-    slow.delay_s = 0.01  # about 6 MB/s, so 20 MB takes seconds
-    settings = dataclasses.replace(
-        storage_settings(tmp_path, s3_server), s3_endpoint_url=f"http://127.0.0.1:{slow.port}"
-    )
+    settings = slowed(settings, slow)
     source, target = roots(settings, s3_server, ("file", "s3"))
     source.write("big.bin", io.BytesIO(os.urandom(20 * 1024 * 1024)))
     reports = Reports()

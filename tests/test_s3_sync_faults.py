@@ -28,7 +28,7 @@ def test_a_sync_killed_part_way_finishes_on_its_retry_without_copying_again(
     slow.delay_s = 0.01  # about 6 MB/s: the sync takes seconds, so the kill lands part-way
     env = {**s3_server.env, "CONVEYOR_S3_ENDPOINT_URL": f"http://127.0.0.1:{slow.port}"}
     backend = own_backend("embedded", CONVEYOR_LEASE_S="5", CONVEYOR_VISIBILITY_TIMEOUT_S="6", **env)
-    source = open_storage(f"file://{backend.settings.data_dir / 'photos'}", backend.settings)
+    source = open_storage(f"file://{backend.files_root / 'photos'}", backend.settings)
     for number in range(OBJECTS):
         source.write(f"p{number:02}.jpg", io.BytesIO(os.urandom(OBJECT_BYTES)))
     target = open_storage(f"{s3_server.fresh_prefix()}/photos", storage_settings(tmp_path, s3_server))

@@ -23,7 +23,7 @@ from workers.maintenance import submit_offsite_sync
 def test_a_sync_job_copies_a_folder_to_s3_and_records_its_counts(
     backend: Backend, client: FlaskClient, writer: str, s3_server: S3Server
 ) -> None:
-    folder = backend.settings.data_dir / f"sync-source-{backend.name}"
+    folder = backend.files_root / f"sync-source-{backend.name}"
     source = open_storage(f"file://{folder}", backend.settings)
     for key in ("one.txt", "two/three.txt"):
         put(source, key, key.encode())
@@ -41,7 +41,7 @@ def test_a_sync_job_copies_a_folder_to_s3_and_records_its_counts(
 def test_a_sync_from_a_bucket_that_does_not_exist_is_dead_lettered_naming_it(
     backend: Backend, client: FlaskClient, writer: str
 ) -> None:
-    folder = backend.settings.data_dir / "sync-target"
+    folder = backend.files_root / "sync-target"
     payload = {"source": "s3://no-such-bucket-conveyor/x", "destination": f"file://{folder}"}
     job_id = submit(client, writer, "s3-sync", payload, max_attempts=3)
 

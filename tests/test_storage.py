@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.errors import InvalidInputError
+from jobs.errors import InvalidInputError, SettingsError
 from jobs.settings import load_settings
 from jobs.storage import ObjectMissingError, Storage, StorageError, StorageRefusedError, open_storage
 from jobs.storage.s3 import PART_SIZE, S3Storage
@@ -126,9 +126,10 @@ def test_a_bad_storage_url_is_refused_before_any_call(url: str) -> None:
 
 def test_a_file_url_outside_the_allowed_folders_is_refused(tmp_path: Path) -> None:
     settings = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)})
-    with pytest.raises(InvalidInputError, match="CONVEYOR_FILE_ROOTS"):
-        open_storage("file:///etc", settings)
-    open_storage(f"file://{tmp_path}/inside", settings)
+    for url in ("file:///etc", f"file://{tmp_path}/elsewhere"):
+        with pytest.raises(InvalidInputError, match="CONVEYOR_FILE_ROOTS"):
+            open_storage(url, settings)
+    open_storage(f"file://{tmp_path}/storage/inside", settings)  # by default, the storage folder
 
 
 def test_refused_credentials_are_a_permanent_error_naming_the_url(tmp_path: Path) -> None:
@@ -146,7 +147,9 @@ def test_refused_credentials_are_a_permanent_error_naming_the_url(tmp_path: Path
 
 
 def test_symbolic_links_are_neither_listed_nor_followed_out_of_the_folder(tmp_path: Path) -> None:
-    settings = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path / "data")})
+    settings = load_settings(
+        {"CONVEYOR_DATA_DIR": str(tmp_path / "platform"), "CONVEYOR_FILE_ROOTS": str(tmp_path / "data")}
+    )
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_text("not to be synced")
@@ -165,3 +168,32 @@ def test_symbolic_links_are_neither_listed_nor_followed_out_of_the_folder(tmp_pa
     assert sorted(path.name for path in outside.iterdir()) == ["secret"]
     with pytest.raises(InvalidInputError, match="CONVEYOR_FILE_ROOTS"):
         open_storage(f"file://{root}/folder-link", settings)
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://[bad/x", "s3://bucket/photos#2024", "s3://bucket/x?y=1", "file:///tmp/a\x00b"]
+)
+def test_a_url_that_would_be_cut_short_or_cannot_be_parsed_is_refused(url: str) -> None:
+    with pytest.raises(InvalidInputError):
+        open_storage(url, load_settings({}))
+
+
+def test_the_platforms_own_data_folder_is_refused_even_inside_the_allowed_folders(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"CONVEYOR_DATA_DIR": str(tmp_path / "data"), "CONVEYOR_FILE_ROOTS": str(tmp_path)}
+    )
+    for url in (f"file://{tmp_path}", f"file://{tmp_path}/data", f"file://{tmp_path}/data/broker"):
+        with pytest.raises(InvalidInputError, match="own data folder"):
+            open_storage(url, settings)
+    open_storage(f"file://{tmp_path}/data/storage/exports", settings)
+    open_storage(f"file://{tmp_path}/elsewhere", settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("CONVEYOR_STORAGE_URL", "s3://Bad_Bucket/x"), ("CONVEYOR_STORAGE_URL", "file://relative/dir"),
+     ("CONVEYOR_S3_ENDPOINT_URL", "seaweedfs:8333")],
+)  # fmt: skip
+def test_a_bad_storage_setting_stops_the_process_naming_it(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from jobs.errors import InvalidInputError
-from jobs.storage.urls import parse_url
+from jobs.storage.urls import split_object
 
 INPUT_DESCRIPTION = 'An uploaded file, {"file": "<id>"}, or an object, {"url": "s3://bucket/key"}.'
 
@@ -37,11 +37,8 @@ def _file_id(value: Any) -> uuid.UUID:
 
 
 def _object_url(url: str) -> str:
-    parent, _, key = url.rstrip("/").rpartition("/")
     try:
-        parse_url(parent)
+        split_object(url)
     except InvalidInputError as exc:
         raise ValidationError(str(exc)) from None
-    if not key or parent.endswith(":/"):
-        raise ValidationError(f"{url!r} names no object: add its key after the bucket or folder.")
     return url

@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from jobs.catalogue.base import JobType
 from jobs.errors import InvalidInputError
 from jobs.settings import Settings
+from jobs.storage import allowed_location
 from jobs.storage.urls import Location, parse_url
 
 COMPARE_MODES = ("size-mtime", "checksum")
@@ -66,11 +67,12 @@ def _overlap(source: Location, destination: Location) -> str:
 
 
 def check_sync(payload: dict[str, Any], settings: Settings) -> None:
-    """What only the deployment can say: a ``file://`` side must be in ``CONVEYOR_FILE_ROOTS``."""
+    """What only the deployment can say: a ``file://`` side must be in ``CONVEYOR_FILE_ROOTS``,
+    and never the platform's own data folder."""
     errors = {}
     for side in ("source", "destination"):
         try:
-            parse_url(payload[side], settings.file_roots)
+            allowed_location(payload[side], settings)
         except InvalidInputError as exc:
             errors[side] = [str(exc)]
     if errors:

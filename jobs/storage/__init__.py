@@ -6,11 +6,13 @@ in the storage ``CONVEYOR_STORAGE_URL`` names.
 
 from __future__ import annotations
 
+import os
+
 from jobs.errors import InvalidInputError
 from jobs.settings import Settings
 from jobs.storage.base import MD5_METADATA, MTIME_METADATA, ObjectInfo, Reader, Storage
 from jobs.storage.errors import ObjectMissingError, StorageError, StorageRefusedError, StorageUnavailableError
-from jobs.storage.urls import Location, parse_url
+from jobs.storage.urls import Location, inside, parse_url, split_object
 
 __all__ = [
     "MD5_METADATA",
@@ -23,6 +25,7 @@ __all__ = [
     "StorageError",
     "StorageRefusedError",
     "StorageUnavailableError",
+    "allowed_location",
     "open_object",
     "open_storage",
     "parse_url",
@@ -31,18 +34,35 @@ __all__ = [
 
 
 def open_storage(url: str, settings: Settings) -> Storage:
-    """The storage ``url`` names, refusing a ``file://`` URL outside ``CONVEYOR_FILE_ROOTS``."""
-    return storage_at(parse_url(url, settings.file_roots), settings)
+    """The storage ``url`` names, if a client may name it (``allowed_location``)."""
+    return storage_at(allowed_location(url, settings), settings)
 
 
 def open_object(url: str, settings: Settings, *, trusted: bool = False) -> tuple[Storage, str]:
     """The storage holding the object ``url`` names, and its key there. Only a ``trusted`` URL
-    (one the platform made) may name a folder outside ``CONVEYOR_FILE_ROOTS``."""
-    parent, _, key = url.rstrip("/").rpartition("/")
-    if not key or parent.endswith(":/"):
-        raise InvalidInputError(f"{url!r} names no object: add the object's key after the bucket or folder.")
-    roots = () if trusted else settings.file_roots
-    return storage_at(parse_url(parent, roots), settings), key
+    (one the platform made) skips ``allowed_location``."""
+    parent, key = split_object(url)
+    location = parse_url(parent) if trusted else allowed_location(parent, settings)
+    return storage_at(location, settings), key
+
+
+def allowed_location(url: str, settings: Settings) -> Location:
+    """The location ``url`` names, if a client may name it: the storage folder (which the files
+    API serves, and the offsite sync copies), or a folder inside ``CONVEYOR_FILE_ROOTS`` that is
+    not the platform's own data folder (its database, broker and credentials)."""
+    location = parse_url(url)
+    if location.scheme == "s3" or _in_storage_folder(location.root, settings):
+        return location
+    parse_url(url, settings.file_roots)
+    real, data = os.path.realpath(location.root), os.path.realpath(settings.data_dir)
+    if inside(real, data) or inside(data, real):
+        raise InvalidInputError(f"{url!r} reaches the platform's own data folder {settings.data_dir}.")
+    return location
+
+
+def _in_storage_folder(folder: str, settings: Settings) -> bool:
+    storage = parse_url(settings.storage_url)
+    return storage.scheme == "file" and inside(os.path.realpath(folder), os.path.realpath(storage.root))
 
 
 def storage_at(location: Location, settings: Settings) -> Storage:

@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from jobs.errors import InvalidInputError
 from jobs.storage.errors import StorageRefusedError
@@ -36,19 +36,40 @@ class Location:
         if self.scheme != other.scheme:
             return False
         if self.scheme == "file":
-            return _inside(other.root, self.root)
-        return self.root == other.root and (not self.prefix or _inside(other.prefix, self.prefix))
+            return inside(other.root, self.root)
+        return self.root == other.root and (not self.prefix or inside(other.prefix, self.prefix))
 
 
 def parse_url(url: str, file_roots: tuple[str, ...] = ()) -> Location:
     """The location ``url`` names; raises InvalidInputError saying what is wrong with it.
     A ``file://`` URL must lie inside one of ``file_roots`` (when any are given)."""
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.scheme == "s3":
         return _s3_location(url, parts.netloc, parts.path)
     if parts.scheme == "file":
         return _file_location(url, parts.netloc, unquote(parts.path), file_roots)
     raise InvalidInputError(f"{url!r} is not a storage URL: use s3://bucket/prefix or file:///abs/dir.")
+
+
+def _split(url: str) -> SplitResult:
+    """``url``'s parts. A ``?`` or ``#`` would silently cut the URL short (a sync with ``delete``
+    aimed at ``photos#old`` would work on ``photos``), so both are refused, as is a NUL."""
+    if "\x00" in url or "?" in url or "#" in url:
+        raise InvalidInputError(f"{url!r} holds a '?', '#' or NUL, which storage URLs may not.")
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise InvalidInputError(f"{url!r} is not a URL: {exc}.") from None
+
+
+def split_object(url: str) -> tuple[str, str]:
+    """The URL of the folder or prefix holding the object ``url`` names, and the object's key;
+    a ``file://`` key is percent-decoded as its folder is."""
+    parent, _, key = url.rstrip("/").rpartition("/")
+    if not key or parent.endswith(":/"):
+        raise InvalidInputError(f"{url!r} names no object: add the object's key after the bucket or folder.")
+    parse_url(parent)
+    return parent, unquote(key) if url.startswith("file:") else key
 
 
 def _s3_location(url: str, bucket: str, path: str) -> Location:
@@ -70,7 +91,7 @@ def _file_location(url: str, host: str, path: str, file_roots: tuple[str, ...]) 
         raise InvalidInputError(f"{url!r} has a '..' segment.")
     root = str(folder)
     real = os.path.realpath(root)
-    if file_roots and not any(_inside(real, os.path.realpath(allowed)) for allowed in file_roots):
+    if file_roots and not any(inside(real, os.path.realpath(allowed)) for allowed in file_roots):
         raise InvalidInputError(
             f"{url!r} is outside the folders this deployment may use (CONVEYOR_FILE_ROOTS: "
             f"{', '.join(file_roots)})."
@@ -78,7 +99,7 @@ def _file_location(url: str, host: str, path: str, file_roots: tuple[str, ...]) 
     return Location("file", root)
 
 
-def _inside(path: str, folder: str) -> bool:
+def inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
