@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -13,17 +15,18 @@ from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, require
 from api.errors import abort
-from api.idempotent import Outcome, run_once
+from api.idempotent import KeyKeeper, Outcome, run_once
 from api.pagination import decode_cursor, page
 from api.runtime import runtime
 from api.schemas import FileOut, FilePage, FileQuery, FileUpload
 from api.strict_json import Blueprint
 from jobs import files
 from jobs.models import StoredFile
-from jobs.storage import Reader
+from jobs.storage import Readable, Reader
 
 FILE_OUT = FileOut()
 CHUNK = 256 * 1024
+MAX_NAME_CHARS = 255
 UPLOAD_BODY = {
     "description": "The file's bytes as the body (its Content-Type is kept), or a multipart form "
     "with the bytes in a `file` field.",
@@ -69,28 +72,62 @@ class Files(MethodView):
         """Upload a file, streamed to storage. Send ``Idempotency-Key`` to make retries safe: a
         retry with the key, name, type and length of the first is answered as the first was."""
         request.max_content_length = runtime().settings.max_upload_bytes
-        name = query.get("name")
-        fingerprint = {"name": name, "type": request.content_type, "length": request.content_length}
+        upload = _body(query.get("name"))
 
         def store(session: Session) -> Outcome:
-            stream, content_type, sent_name = _body()
-            settings = runtime().settings
-            with files.upload(settings, stream, name=name or sent_name, content_type=content_type) as row:
+            stream = _KeepingKey(upload.stream, KeyKeeper())
+            with files.upload(runtime().settings, stream, name=upload.name, content_type=upload.type) as row:
                 session.add(row)
                 session.flush()
             return FILE_OUT.dump(row.to_dict()), 201, {"Location": f"/v1/files/{row.id}"}
 
-        return run_once(store, fingerprint=fingerprint)
+        return run_once(store, fingerprint=upload.fingerprint)
 
 
-def _body() -> tuple[Any, str | None, str]:
-    """The upload's stream, content type and name: a multipart form's ``file`` part, or the body."""
-    if request.mimetype == "multipart/form-data":
-        part = request.files.get("file")
-        if part is None:
-            abort(422, "A multipart upload needs its bytes in a field named 'file'.")
-        return part.stream, part.mimetype or None, part.filename or "upload"
-    return request.stream, request.mimetype or None, "upload"
+@dataclass(frozen=True)
+class _Upload:
+    stream: Readable
+    name: str
+    type: str | None
+    size: int | None
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What names an upload for its idempotency key (its body is not read twice): a retry
+        with the key, name, type and size of the first is answered as the first was."""
+        return {"name": self.name, "type": self.type, "size": self.size}
+
+
+def _body(name: str | None) -> _Upload:
+    """The upload: a multipart form's ``file`` part (parsed, so its size is known), or the body."""
+    if request.mimetype != "multipart/form-data":
+        return _Upload(
+            request.stream, name or "upload", _fits(request.mimetype, "content type"), request.content_length
+        )
+    part = request.files.get("file")
+    if part is None:
+        abort(422, "A multipart upload needs its bytes in a field named 'file'.")
+    size = part.stream.seek(0, os.SEEK_END)
+    part.stream.seek(0)
+    sent_name = _fits(part.filename or "upload", "file name")
+    return _Upload(part.stream, name or sent_name, _fits(part.mimetype, "content type"), size)
+
+
+def _fits(text: str, what: str) -> str:
+    if len(text) > MAX_NAME_CHARS:
+        abort(422, f"The {what} is longer than {MAX_NAME_CHARS} characters.")
+    return text
+
+
+class _KeepingKey:
+    """The upload's stream; reading it keeps the request's idempotency key held."""
+
+    def __init__(self, stream: Readable, keep: KeyKeeper):
+        self.stream, self.keep = stream, keep
+
+    def read(self, size: int = -1) -> bytes:
+        self.keep()
+        return self.stream.read(size)
 
 
 @blp.route("/<uuid:file_id>")
@@ -121,14 +158,14 @@ class FileContent(MethodView):
         row = _row(file_id)
         etag = f'"{row.sha256}"'
         headers = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Disposition": _disposition(row.name)}
-        if request.if_none_match.contains(row.sha256):
+        if request.if_none_match.contains_weak(row.sha256):
             return Response(status=304, headers=headers)
         start, end, status = _range(row.size)
         if status == 206:
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{row.size}"
         stream = files.open_content(runtime().settings, row, start, end if status == 206 else None)
         headers["Content-Length"] = str(end - start)
-        return Response(_chunks(stream), status=status, headers=headers, mimetype=row.content_type)
+        return Response(_Chunks(stream), status=status, headers=headers, mimetype=row.content_type)
 
 
 def _row(file_id: uuid.UUID) -> StoredFile:
@@ -147,12 +184,19 @@ def _range(size: int) -> tuple[int, int, int]:
     return bounds[0], bounds[1], 206
 
 
-def _chunks(stream: Reader) -> Iterator[bytes]:
-    try:
-        while chunk := stream.read(CHUNK):
+class _Chunks:
+    """The body of a download: the server closes it when the response ends, even if it never
+    read it (a HEAD, a client gone), which a generator's ``finally`` would not see."""
+
+    def __init__(self, stream: Reader):
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.stream.read(CHUNK):
             yield chunk
-    finally:
-        stream.close()
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 def _disposition(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,8 @@ from api.runtime import runtime
 from jobs import idempotency
 
 HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
+# Well under ``idempotency.ABANDONED_AFTER``: a request this busy is never taken for dead.
+KEEP_ALIVE_EVERY_S = 20.0
 Outcome = tuple[Any, int, dict[str, str]]
 
 
@@ -38,24 +41,18 @@ def run_once(
     whose body is not JSON (an upload) names what identifies it as ``fingerprint``.
     """
     rt = runtime()
-    key = next((request.headers[h] for h in HEADERS if h in request.headers), None)
+    key = _key()
     if key is None:
         with (rt.single_statements if single_statement else rt.sessions).begin() as db:
             return respond(*work(db))
-    if not (1 <= len(key) <= 255 and key.isprintable()):
-        abort(400, "Idempotency-Key must be 1 to 255 printable characters.")
     token_id = current_token().id
     sent = fingerprint if fingerprint is not None else request.get_json(silent=True)
-    fingerprint = idempotency.request_hash(request.method, request.path, sent)
     with rt.sessions.begin() as session:
         ttl = timedelta(hours=rt.settings.idempotency_ttl_hours)
-        stored = idempotency.begin(session, token_id, key, fingerprint, ttl)
+        hashed = idempotency.request_hash(request.method, request.path, sent)
+        stored = idempotency.begin(session, token_id, key, hashed, ttl)
     if stored is not None:
-        headers = {
-            "Idempotent-Replayed": "true",
-            **({"Location": stored.location} if stored.location else {}),
-        }
-        return respond(stored.body, stored.status, headers)
+        return _replay(stored)
     try:
         with rt.sessions.begin() as session:
             body, status, headers = work(session)
@@ -66,3 +63,35 @@ def run_once(
             idempotency.release(session, token_id, key)
         raise
     return respond(body, status, headers)
+
+
+def _key() -> str | None:
+    key = next((request.headers[h] for h in HEADERS if h in request.headers), None)
+    if key is not None and not (1 <= len(key) <= 255 and key.isprintable()):
+        abort(400, "Idempotency-Key must be 1 to 255 printable characters.")
+    return key
+
+
+def _replay(stored: idempotency.StoredResponse) -> Response:
+    headers = {"Idempotent-Replayed": "true", **({"Location": stored.location} if stored.location else {})}
+    return respond(stored.body, stored.status, headers)
+
+
+class KeyKeeper:
+    """Keeps the request's idempotency key held while a long upload reads its body, so a retry
+    sent meanwhile gets a 409, not a second copy. Callable from any thread (S3 uploads read in
+    their own), at most once every ``KEEP_ALIVE_EVERY_S`` it writes."""
+
+    def __init__(self) -> None:
+        self.key = _key()
+        self.token_id = current_token().id if self.key is not None else None
+        self.sessions = runtime().sessions
+        self.last = time.monotonic()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if self.key is None or self.token_id is None or now - self.last < KEEP_ALIVE_EVERY_S:
+            return
+        self.last = now
+        with self.sessions.begin() as session:
+            idempotency.touch(session, self.token_id, self.key)

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from typing import BinaryIO
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session
 from jobs.errors import StoredFileNotFoundError, TooLargeError
 from jobs.models import StoredFile
 from jobs.settings import Settings
-from jobs.storage import Reader, Storage, StorageError, open_object, parse_url, storage_at
+from jobs.storage import Readable, Reader, Storage, StorageError, open_object, parse_url, storage_at
 
 FILES_PREFIX = "files"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -25,7 +24,7 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 class Counted:
     """A stream read through: its size and SHA-256 so far, refused past ``limit`` bytes."""
 
-    def __init__(self, stream: BinaryIO, limit: int):
+    def __init__(self, stream: Readable, limit: int):
         self.stream, self.limit = stream, limit
         self.size = 0
         self.hash = hashlib.sha256()
@@ -47,7 +46,7 @@ def files_storage(settings: Settings) -> Storage:
 
 @contextmanager
 def upload(
-    settings: Settings, stream: BinaryIO, *, name: str, content_type: str | None
+    settings: Settings, stream: Readable, *, name: str, content_type: str | None
 ) -> Iterator[StoredFile]:
     """Store ``stream`` and give its row, for the caller to add in its transaction; the stored
     object is removed again if the block fails, and nothing is kept of a stream that fails."""
@@ -55,17 +54,16 @@ def upload(
     storage = files_storage(settings)
     key = f"{FILES_PREFIX}/{file_id}"
     counted = Counted(stream, settings.max_upload_bytes)
-    storage.write(key, counted, content_type=content_type)  # type: ignore[arg-type]
-    row = StoredFile(
-        id=file_id,
-        name=name,
-        size=counted.size,
-        sha256=counted.hash.hexdigest(),
-        content_type=content_type or DEFAULT_CONTENT_TYPE,
-        url=storage.url_of(key),
-    )
     try:
-        yield row
+        storage.write(key, counted, content_type=content_type)
+        yield StoredFile(
+            id=file_id,
+            name=name,
+            size=counted.size,
+            sha256=counted.hash.hexdigest(),
+            content_type=content_type or DEFAULT_CONTENT_TYPE,
+            url=storage.url_of(key),
+        )
     except BaseException:
         with suppress(StorageError):
             storage.delete(key)

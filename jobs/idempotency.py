@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from jobs.db import insert_unless_present
@@ -79,6 +79,19 @@ def complete(session: Session, token_id: uuid.UUID, key: str, response: StoredRe
         row.response_status = response.status
         row.response_body = response.body
         row.response_location = response.location
+
+
+def touch(session: Session, token_id: uuid.UUID, key: str) -> None:
+    """Keep an in-flight key from being taken for abandoned: a long upload still holds it."""
+    session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.token_id == token_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.response_status.is_(None),
+        )
+        .values(created_at=utcnow())
+    )
 
 
 def release(session: Session, token_id: uuid.UUID, key: str) -> None:

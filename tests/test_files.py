@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import io
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,3 +142,32 @@ def test_a_reader_cannot_upload(served: Served, embedded: Backend) -> None:
     reader = embedded.token("jobs:read")
     response = served.client.post("/v1/files", data=b"x", headers=auth(reader))
     assert response.status_code == 403
+
+
+def test_a_retried_multipart_upload_with_a_new_boundary_is_replayed(served: Served) -> None:
+    def send() -> Any:
+        form = {"file": (io.BytesIO(b"a,b\n"), "rows.csv", "text/csv")}
+        return served.client.post(
+            "/v1/files", data=form, headers=auth(served.token, **{"Idempotency-Key": "form-1"})
+        )
+
+    first, again = send(), send()
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_file_name_or_type_too_long_to_store_is_a_422(served: Served) -> None:
+    form = {"file": (io.BytesIO(b"x"), "n" * 300 + ".csv", "text/csv")}
+    assert served.client.post("/v1/files", data=form, headers=auth(served.token)).status_code == 422
+    assert served.post(b"x", **{"Content-Type": "application/" + "x" * 300}).status_code == 422
+    assert served.stored_keys() == []
+
+
+def test_a_head_of_the_content_closes_what_it_opened(served: Served) -> None:
+    created = served.upload()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        response = served.client.head(f"/v1/files/{created['id']}/content", headers=auth(served.token))
+        response.close()
+        gc.collect()
+    assert (response.status_code, response.headers["Content-Length"]) == (200, str(len(DATA)))

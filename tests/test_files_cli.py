@@ -60,3 +60,14 @@ def test_an_upload_past_the_limit_fails_with_a_message_and_keeps_nothing(
     done = conveyor(embedded, "files", "upload", str(tmp_path / "big.bin"), CONVEYOR_MAX_UPLOAD_BYTES="1000")
     assert done.returncode == 1 and "larger than the limit" in done.stderr and "Traceback" not in done.stderr
     assert "big.bin" not in conveyor(embedded, "files", "list").stdout
+
+
+def test_a_download_to_a_folder_that_does_not_exist_fails_with_a_message(
+    embedded: Backend, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_bytes(b"a")
+    record = upload(embedded, tmp_path / "a.txt")
+    done = conveyor(
+        embedded, "files", "download", str(record["id"]), "-o", str(tmp_path / "missing" / "a.txt")
+    )
+    assert done.returncode == 1 and "Cannot write" in done.stderr and "Traceback" not in done.stderr

@@ -11,8 +11,12 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from jobs import idempotency, tokens
+from jobs.db import Database
+from jobs.errors import KeyInFlightError
+from jobs.models import ApiToken, IdempotencyKey, utcnow
 from tests.api_helpers import assert_error, echo_job, jobs_with_correlation, new_key, post_job
 from tests.support import Backend, auth, serving
 
@@ -110,3 +114,19 @@ def test_fifty_concurrent_requests_with_one_key_create_exactly_one_job(
     assert {r.status_code for r in responses} <= {202, 409}, [r.text for r in responses]
     accepted_ids = {r.json()["id"] for r in responses if r.status_code == 202}
     assert len(accepted_ids) == 1
+
+
+def test_an_in_flight_key_kept_alive_is_not_taken_for_abandoned(database: Database) -> None:
+    with database.sessions.begin() as session:
+        tokens.create_token(session, "uploader", ["jobs:write"])
+    with database.sessions.begin() as session:
+        token_id = session.scalars(select(ApiToken.id)).one()
+        assert idempotency.begin(session, token_id, "upload", "hash", timedelta(hours=1)) is None
+    with database.sessions.begin() as session:
+        row = session.get(IdempotencyKey, (token_id, "upload"))
+        assert row is not None
+        row.created_at = utcnow() - idempotency.ABANDONED_AFTER * 2  # a long upload, still reading
+    with database.sessions.begin() as session:
+        idempotency.touch(session, token_id, "upload")
+    with database.sessions.begin() as session, pytest.raises(KeyInFlightError):
+        idempotency.begin(session, token_id, "upload", "hash", timedelta(hours=1))

@@ -13,6 +13,7 @@ from jobs.errors import InvalidInputError, SettingsError
 from jobs.settings import load_settings
 from jobs.storage import ObjectMissingError, Storage, StorageError, StorageRefusedError, open_storage
 from jobs.storage.s3 import PART_SIZE, S3Storage
+from jobs.storage.s3_errors import classify
 from jobs.storage.urls import Location
 from tests.s3_server import S3Server
 from tests.storage_helpers import open_root, put, read_all
@@ -197,3 +198,20 @@ def test_the_platforms_own_data_folder_is_refused_even_inside_the_allowed_folder
 def test_a_bad_storage_setting_stops_the_process_naming_it(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value})
+
+
+def test_a_key_no_folder_can_hold_is_a_permanent_error(tmp_path: Path, s3_server: S3Server) -> None:
+    storage = open_root("file", tmp_path, s3_server)
+    with pytest.raises(StorageRefusedError) as raised:
+        put(storage, "n" * 300, b"x")
+    assert not raised.value.retriable
+
+
+def test_s3_settings_that_are_wrong_until_changed_are_a_permanent_error() -> None:
+    from botocore.exceptions import ParamValidationError, ProfileNotFound
+
+    for exc in (ProfileNotFound(profile="no-such-profile"), ParamValidationError(report="bad key")):
+        mapped = classify(exc, "s3://bucket/x", "bucket")
+        assert isinstance(mapped, StorageRefusedError), exc
+        assert "s3://bucket/x" in str(mapped)
+    assert classify(ValueError("the stream's own"), "s3://bucket/x", "bucket") is None

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from jobs import service
 from jobs.catalogue import validate_payload
 from jobs.db import Database, closed_by_server, is_outage
-from jobs.errors import InvalidJobError, JobNotFoundError
+from jobs.errors import InvalidInputError, JobNotFoundError
 from jobs.models import DeadLetter, JobState
 from jobs.settings import Settings
 from jobs.storage import Storage, StorageError
@@ -142,7 +142,7 @@ class JobTask(Task):
                 jid, lambda s: service.mark_cancelled(s, service.get(s, jid, for_update=True), token)
             )
             log.info("Job %s stopped while running.", jid)
-        except (PermanentError, InvalidJobError) as exc:
+        except (PermanentError, InvalidInputError) as exc:
             self._fail(jid, claim, exc, retryable=False)
         except RetryableError as exc:
             self._fail(jid, claim, exc, retryable=True, delay_ms=exc.delay_ms)

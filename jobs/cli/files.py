@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,8 +39,9 @@ def upload(ctx: Context, path: str, name: str | None, content_type: str | None, 
     with _opened(path) as (stream, size), _bar(size, f"uploading {name}") as advance:
         tracked = _Tracked(stream, advance)
         with ctx.sessions.begin() as session:
-            with files.upload(ctx.settings, tracked, name=name, content_type=content_type) as row:  # type: ignore[arg-type]
+            with files.upload(ctx.settings, tracked, name=name, content_type=content_type) as row:
                 session.add(row)
+                session.flush()
             record = row.to_dict()
     click.echo(to_json(record) if as_json else str(record["id"]))
 
@@ -57,9 +58,14 @@ def download(ctx: Context, file_id: str, output: str | None, force: bool) -> Non
     target = output or Path(row.name).name or str(row.id)
     if target != "-" and os.path.exists(target) and not force:
         raise click.ClickException(f"{target} exists; pass --force to replace it, or -o another path.")
-    stream = files.open_content(ctx.settings, row)
-    with _bar(row.size, f"downloading {row.name}") as advance:
-        _copy_out(stream, target, advance, row.sha256)
+    with (
+        closing(files.open_content(ctx.settings, row)) as stream,
+        _bar(row.size, f"downloading {row.name}") as advance,
+    ):
+        try:
+            _copy_out(stream, target, advance, row.sha256)
+        except OSError as exc:
+            raise click.ClickException(f"Cannot write {target}: {exc.strerror or exc}.") from None
 
 
 @files_group.command("list")
@@ -152,10 +158,7 @@ def _check(got: str, wanted: str) -> None:
 
 
 def _pump(stream: Any, out: BinaryIO, digest: Any, advance: Callable[[int], None]) -> None:
-    try:
-        while chunk := stream.read(CHUNK):
-            out.write(chunk)
-            digest.update(chunk)
-            advance(len(chunk))
-    finally:
-        stream.close()
+    while chunk := stream.read(CHUNK):
+        out.write(chunk)
+        digest.update(chunk)
+        advance(len(chunk))

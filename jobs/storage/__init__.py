@@ -10,7 +10,7 @@ import os
 
 from jobs.errors import InvalidInputError
 from jobs.settings import Settings
-from jobs.storage.base import MD5_METADATA, MTIME_METADATA, ObjectInfo, Reader, Storage
+from jobs.storage.base import MD5_METADATA, MTIME_METADATA, ObjectInfo, Readable, Reader, Storage
 from jobs.storage.errors import ObjectMissingError, StorageError, StorageRefusedError, StorageUnavailableError
 from jobs.storage.urls import Location, inside, parse_url, split_object
 
@@ -20,6 +20,7 @@ __all__ = [
     "Location",
     "ObjectInfo",
     "ObjectMissingError",
+    "Readable",
     "Reader",
     "Storage",
     "StorageError",
@@ -68,8 +69,12 @@ def _in_storage_folder(folder: str, settings: Settings) -> bool:
 def storage_at(location: Location, settings: Settings) -> Storage:
     if location.scheme == "s3":
         from jobs.storage.s3 import S3Storage, client_for
+        from jobs.storage.s3_errors import classify
 
-        return S3Storage(location, client_for(settings))
+        try:
+            return S3Storage(location, client_for(settings))
+        except Exception as exc:  # a bad profile or region fails here, before any request
+            raise (classify(exc, location.url, location.root) or exc) from exc
     from jobs.storage.local import LocalStorage
 
     return LocalStorage(location)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from jobs.storage.urls import Location
 
@@ -14,10 +14,14 @@ MD5_METADATA = "md5chksum"
 MTIME_METADATA = "mtime"
 
 
-class Reader(Protocol):
-    """What ``Storage.open`` gives: a file, or an HTTP body, read in chunks."""
+class Readable(Protocol):
+    """What ``Storage.write`` takes: anything read in chunks, a file or a request body."""
 
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+class Reader(Readable, Protocol):
+    """What ``Storage.open`` gives: a file, or an HTTP body, read in chunks and closed."""
 
     def close(self) -> None: ...
 
@@ -64,7 +68,7 @@ class Storage(ABC):
     def write(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: Readable,
         *,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,

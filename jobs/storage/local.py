@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 import os
 import shutil
@@ -11,11 +12,16 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from jobs.storage.base import ObjectInfo, Reader, Storage
+from jobs.storage.base import ObjectInfo, Readable, Reader, Storage
 from jobs.storage.errors import ObjectMissingError, StorageError, StorageRefusedError, StorageUnavailableError
 from jobs.storage.urls import check_key
 
 TEMP_PREFIX = ".conveyor-partial-"
+# What the same call will meet again: a full disk or an I/O error may pass, these do not.
+REFUSED_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG,
+     errno.EROFS, errno.EINVAL, errno.ELOOP, errno.ENOTEMPTY}
+)  # fmt: skip
 COPY_CHUNK = 1024 * 1024
 
 
@@ -40,7 +46,7 @@ class LocalStorage(Storage):
     def write(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: Readable,
         *,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
@@ -84,7 +90,11 @@ class LocalStorage(Storage):
             if entry.is_dir(follow_symlinks=False):
                 yield from self._walk(Path(entry.path), f"{base}{entry.name}/")
             elif entry.is_file(follow_symlinks=False) and not entry.name.startswith(TEMP_PREFIX):
-                yield base + entry.name, entry.stat()
+                try:
+                    found = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since its folder was read
+                yield base + entry.name, found
 
     def delete(self, key: str) -> None:
         with self._mapped(key), suppress(FileNotFoundError):
@@ -99,10 +109,9 @@ class LocalStorage(Storage):
             raise
         except FileNotFoundError:
             raise ObjectMissingError(f"Nothing is stored at {self.url_of(key)}.") from None
-        except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-            raise StorageRefusedError(f"{self.url_of(key)} cannot be used: {exc.strerror}.") from None
         except OSError as exc:
-            raise StorageUnavailableError(f"{self.url_of(key)} failed: {exc.strerror or exc}.") from None
+            kind = StorageRefusedError if exc.errno in REFUSED_ERRNOS else StorageUnavailableError
+            raise kind(f"{self.url_of(key)} cannot be used: {exc.strerror or exc}.") from None
 
 
 class _Bounded:

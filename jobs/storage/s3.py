@@ -8,11 +8,12 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from jobs.settings import Settings
-from jobs.storage.base import ObjectInfo, Reader, Storage
-from jobs.storage.errors import ObjectMissingError, StorageRefusedError, StorageUnavailableError
+from jobs.storage.base import ObjectInfo, Readable, Reader, Storage
+from jobs.storage.errors import StorageRefusedError
+from jobs.storage.s3_errors import classify
 from jobs.storage.urls import Location
 
 MIB = 1024 * 1024
@@ -25,9 +26,6 @@ CHUNK = 256 * 1024
 DELETE_BATCH = 1000
 # Told how many more bytes a transfer has moved, from the transfer's own threads.
 Moved = Callable[[int], None] | None
-THROTTLED = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestLimitExceeded"}
-)
 
 
 @functools.cache
@@ -47,7 +45,7 @@ def _client(endpoint_url: str, region: str, addressing: str, pid: int, pool: int
     )
 
 
-def client_for(settings: Settings, pool: int = 32) -> Any:
+def client_for(settings: Settings, pool: int = 64) -> Any:
     addressing = settings.s3_addressing_style
     if addressing == "auto" and settings.s3_endpoint_url:
         addressing = "path"
@@ -87,7 +85,7 @@ class S3Storage(Storage):
     def write(
         self,
         key: str,
-        stream: BinaryIO,
+        stream: Readable,
         *,
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
@@ -137,7 +135,7 @@ class S3Storage(Storage):
     def copy_from(self, source: S3Storage, key: str, target_key: str, size: int, moved: Moved = None) -> None:
         """A server-side copy: the bytes never leave the S3 server."""
         copy_source = {"Bucket": source.bucket, "Key": source.full_key(key)}
-        with self.mapped(target_key):
+        with self.mapped(target_key, f"{source.url_of(key)} (copying to {self.url_of(target_key)})"):
             if size >= PART_SIZE:
                 config = transfer_config()
                 self.client.copy(
@@ -196,12 +194,12 @@ class S3Storage(Storage):
                 )
 
     @contextmanager
-    def mapped(self, key: str) -> Iterator[None]:
+    def mapped(self, key: str, url: str | None = None) -> Iterator[None]:
         """Turn boto3's errors into storage errors that name the object's URL."""
         try:
             yield
         except Exception as exc:
-            mapped = classify(exc, self.url_of(key), self.bucket)
+            mapped = classify(exc, url or self.url_of(key), self.bucket)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -218,34 +216,3 @@ def _listed(item: dict[str, Any], cut: int) -> ObjectInfo:
     return ObjectInfo(
         item["Key"][cut:], item["Size"], item["LastModified"].timestamp(), item["ETag"].strip('"')
     )
-
-
-def classify(exc: BaseException, url: str, bucket: str) -> Exception | None:
-    """The storage error for a boto3 failure (None for any other error, such as one the stream
-    being uploaded raised): a refusal cannot be helped by trying again; a throttle, a server
-    error or a dropped connection can."""
-    from botocore.exceptions import ClientError, NoCredentialsError
-
-    cause = (
-        exc.__cause__ if not isinstance(exc, ClientError) and isinstance(exc.__cause__, ClientError) else exc
-    )
-    if isinstance(cause, ClientError):
-        error = cause.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        if code == "NoSuchBucket":
-            return ObjectMissingError(f"The bucket {bucket!r} does not exist ({url}).")
-        if status == 404 or code in ("NoSuchKey", "NotFound", "404"):
-            return ObjectMissingError(f"Nothing is stored at {url}.")
-        if status >= 500 or status == 429 or code in THROTTLED:
-            return StorageUnavailableError(
-                f"S3 could not serve {url} now: {code} {error.get('Message', '')}".strip()
-            )
-        return StorageRefusedError(f"S3 refused {url}: {code} {error.get('Message', '')}".strip())
-    if isinstance(cause, NoCredentialsError):
-        return StorageRefusedError(
-            f"No S3 credentials were found for {url}: set AWS_ACCESS_KEY_ID or a profile."
-        )
-    if type(cause).__module__.startswith(("botocore", "urllib3", "s3transfer")):
-        return StorageUnavailableError(f"S3 could not be reached for {url}: {cause}")
-    return None

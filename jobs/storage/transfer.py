@@ -29,11 +29,7 @@ def copy(source: Storage, info: ObjectInfo, target: Storage, key: str, moved: Mo
     elif isinstance(target, LocalStorage):
         _into_folder(source, info, target, key, moved)
     else:
-        stream = source.open(info.key)
-        try:
-            target.write(key, stream)  # type: ignore[arg-type]
-        finally:
-            stream.close()
+        raise TypeError(f"No way to copy from {type(source).__name__} to {type(target).__name__}.")
 
 
 def _into_folder(source: Storage, info: ObjectInfo, target: LocalStorage, key: str, moved: Moved) -> None:
