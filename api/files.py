@@ -18,7 +18,7 @@ from api.errors import abort
 from api.idempotent import KeyKeeper, Outcome, run_once
 from api.pagination import decode_cursor, page
 from api.runtime import runtime
-from api.schemas import FileOut, FilePage, FileQuery, FileUpload
+from api.schemas import FileOut, FilePage, FileUpload, PageQuery
 from api.strict_json import Blueprint
 from jobs import files
 from jobs.models import StoredFile
@@ -55,7 +55,7 @@ blp = Blueprint("files", __name__, url_prefix="/v1/files", description="Hand fil
 class Files(MethodView):
     @require("jobs:read")
     @blp.doc(security=SECURITY)
-    @blp.arguments(FileQuery(), location="query")
+    @blp.arguments(PageQuery(), location="query")
     @blp.response(200, FilePage)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List files, newest first, one page at a time."""

@@ -71,11 +71,16 @@ class JobOut(Schema):
 CURSOR = {"description": "next_cursor from the previous page; any other value is a 400"}
 
 
-class JobQuery(Schema):
-    type = Text()
-    state = fields.String(validate=validate.OneOf([s.value for s in JobState]))
+class PageQuery(Schema):
+    """One page of a list, newest first."""
+
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     cursor = Text(metadata=CURSOR)
+
+
+class JobQuery(PageQuery):
+    type = Text()
+    state = fields.String(validate=validate.OneOf([s.value for s in JobState]))
 
 
 class JobPage(Schema):
@@ -100,15 +105,13 @@ class JobTypeOut(Schema):
     payload_schema = fields.Dict()
 
 
-class DeadLetterQuery(Schema):
+class DeadLetterQuery(PageQuery):
     queue = Text()
     type = Text()
     error = Text(metadata={"description": "an error type, or text in the error message"})
     since = Timestamp()
     until = Timestamp()
     state = fields.String(load_default="dead", validate=validate.OneOf(["dead", "requeued", "purged"]))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = Text(metadata=CURSOR)
 
 
 class AuditOut(Schema):
@@ -199,11 +202,6 @@ class FileOut(Schema):
 
 class FileUpload(Schema):
     name = Text(validate=validate.Length(min=1, max=255), metadata={"description": "the file's name"})
-
-
-class FileQuery(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    cursor = Text(metadata=CURSOR)
 
 
 class FilePage(Schema):
