@@ -55,7 +55,10 @@ class Sync:
 
     def plan(self) -> Plan:
         """Compare the listings: the destination's is held as a map, the source's streamed."""
-        theirs = {info.key: info for info in self.listing(self.target) if self.selected(info.key)}
+        theirs: dict[str, ObjectInfo] = {}
+        for info in (info for info in self.listing(self.target) if self.selected(info.key)):
+            theirs[info.key] = info
+            self.progress.tick(0, f"listed {len(theirs)} objects at the destination")
         plan = Plan()
         for info in (info for info in self.source.list() if self.selected(info.key)):
             plan.listed += 1
