@@ -76,6 +76,11 @@ def multipart_etag(path: Path, part_size: int) -> str:
     return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
 
 
+def md5_known_here(storage: Storage, info: ObjectInfo) -> bool:
+    """Whether ``md5_of`` can answer without a request: a file's, or a single-part ETag."""
+    return isinstance(storage, LocalStorage) or info.single_part_md5 is not None
+
+
 def md5_of(storage: Storage, info: ObjectInfo) -> str | None:
     """The object's MD5 in hex, when it can be known without reading an S3 object back."""
     if isinstance(storage, LocalStorage):
