@@ -22,6 +22,7 @@ from tasks.errors import PermanentError, RetryableError
 from tasks.s3_sync_state import MAX_LISTED, PROGRESS_EVERY_S, Filter, Moving, Plan, Progress, Tally, size_text
 
 T = TypeVar("T")
+ERRORS_IN_MESSAGE = 10  # a failed job keeps its message only, so it names the first few
 # How close two mtimes must be to be the same: S3 keeps LastModified to the second; a folder
 # keeps what the copy set, to well under a millisecond.
 S3_MTIME_PRECISION_S = 1.0
@@ -222,7 +223,13 @@ class Sync:
         message = (
             f"{tally.error_count} objects failed to sync from {self.source.url} to "
             f"{self.target.url} ({tally.copied} copied, {plan.skipped} already matched"
-            f"{', nothing deleted' if self.payload['delete'] else ''}); first: {tally.errors[0]}"
+            f"{', nothing deleted' if self.payload['delete'] else ''}). "
+            + "; ".join(tally.errors[:ERRORS_IN_MESSAGE])
+            + (
+                f"; and {tally.error_count - ERRORS_IN_MESSAGE} more"
+                if tally.error_count > ERRORS_IN_MESSAGE
+                else ""
+            )
         )
         raise (RetryableError if tally.retriable else PermanentError)(message)
 

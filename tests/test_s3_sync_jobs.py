@@ -99,3 +99,14 @@ def test_the_nightly_offsite_sync_copies_the_platforms_storage(
     assert job.result is not None and job.result["copied"] >= 1
     copied = contents(open_storage(offsite, backend.settings))
     assert copied[f"files/{uploaded.get_json()['id']}"] == b"kept twice"
+
+
+def test_a_night_whose_offsite_sync_has_not_finished_starts_no_other(database: Database) -> None:
+    db = Database(dataclasses.replace(database.settings, offsite_sync_url="s3://offsite-bucket/conveyor"))
+    try:
+        assert submit_offsite_sync(db) == 1  # no worker runs here: it stays queued
+        assert submit_offsite_sync(db) == 0
+        with db.sessions() as session:
+            assert len(session.scalars(select(Job.id).where(Job.correlation_id == "offsite-sync")).all()) == 1
+    finally:
+        db.dispose()

@@ -13,6 +13,7 @@ from jobs import dead_letters, idempotency, service
 from jobs.db import Database
 
 log = logging.getLogger(__name__)
+OFFSITE_SYNC = "offsite-sync"  # the correlation id of the nightly offsite sync's jobs
 
 
 def purge_expired_idempotency_keys(db: Database) -> int:
@@ -36,9 +37,16 @@ def submit_offsite_sync(db: Database) -> int:
     here by mistake can still be fetched back."""
     settings = db.settings
     payload = {"source": settings.storage_url, "destination": settings.offsite_sync_url}
-    submission = service.Submission("s3-sync", payload, correlation_id="offsite-sync")
     with db.sessions.begin() as session:
-        job = service.submit(session, settings, submission)
+        running = service.unfinished_job(session, OFFSITE_SYNC)
+        if running is not None:
+            log.warning(
+                "Offsite sync %s has not finished (%s); not starting another.", running.id, running.state
+            )
+            return 0
+        job = service.submit(
+            session, settings, service.Submission("s3-sync", payload, correlation_id=OFFSITE_SYNC)
+        )
     log.info("Submitted offsite sync %s of %s to %s.", job.id, payload["source"], payload["destination"])
     return 1
 

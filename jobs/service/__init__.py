@@ -24,6 +24,7 @@ from jobs.service.queries import (
     list_jobs,
     lost_jobs,
     unclaimed_jobs,
+    unfinished_job,
 )
 from jobs.service.submission import Submission, submit
 from jobs.service.transitions import (
@@ -71,4 +72,5 @@ __all__ = [
     "settle_claim",
     "submit",
     "unclaimed_jobs",
+    "unfinished_job",
 ]

@@ -9,7 +9,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from jobs.errors import JobNotFoundError
-from jobs.models import Job, JobState, OutboxMessage, utcnow
+from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
 
 
 def is_unpublished(session: Session, job_id: uuid.UUID) -> bool:
@@ -60,6 +60,12 @@ def unclaimed_jobs(session: Session, waited: timedelta, limit: int = 100) -> lis
         ~pending.exists(),
     )
     return list(session.scalars(statement.limit(limit).with_for_update(skip_locked=True)))
+
+
+def unfinished_job(session: Session, correlation_id: str) -> Job | None:
+    """A job of this correlation id that has not finished yet, if any."""
+    statement = select(Job).where(Job.correlation_id == correlation_id, Job.state.not_in(FINISHED_STATES))
+    return session.scalars(statement.limit(1)).first()
 
 
 def is_cancel_requested(session: Session, job_id: uuid.UUID) -> bool:
