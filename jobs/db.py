@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import select
 import sqlite3
+import uuid
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
@@ -12,7 +14,17 @@ from typing import Any, cast
 import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
-from sqlalchemy import Connection, CursorResult, Engine, Update, create_engine, event, make_url
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Select,
+    Update,
+    create_engine,
+    event,
+    make_url,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -171,3 +183,12 @@ class HotStatement:
         with driver.cursor(row_factory=namedtuple_row) as cursor:  # type: ignore[union-attr]
             cursor.execute(sql, values)
             return cursor.fetchone() if cursor.description else None
+
+
+def newest_first(
+    statement: Select[Any], at: Any, row_id: Any, before: tuple[datetime, uuid.UUID] | None
+) -> Select[Any]:
+    """``statement`` ordered newest first by (``at``, ``row_id``) and, given the cursor ``before``
+    (the last row of the previous page), starting past it: the keyset pagination of every list."""
+    statement = statement.order_by(at.desc(), row_id.desc())
+    return statement if before is None else statement.where(tuple_(at, row_id) < before)

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jobs.db import newest_first
 from jobs.errors import StoredFileNotFoundError, TooLargeError
 from jobs.models import StoredFile
 from jobs.settings import Settings
@@ -80,10 +81,8 @@ def get(session: Session, file_id: uuid.UUID) -> StoredFile:
 def list_files(
     session: Session, limit: int, before: tuple[datetime, uuid.UUID] | None = None
 ) -> list[StoredFile]:
-    query = select(StoredFile).order_by(StoredFile.created_at.desc(), StoredFile.id.desc()).limit(limit)
-    if before is not None:
-        query = query.where(tuple_(StoredFile.created_at, StoredFile.id) < before)
-    return list(session.scalars(query))
+    query = newest_first(select(StoredFile), StoredFile.created_at, StoredFile.id, before)
+    return list(session.scalars(query.limit(limit)))
 
 
 def open_content(settings: Settings, row: StoredFile, start: int = 0, end: int | None = None) -> Reader:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from jobs.db import newest_first
 from jobs.errors import DeadLetterNotFoundError
 from jobs.models import AuditEntry, DeadLetter, DeadLetterState
 
@@ -89,9 +90,7 @@ def list_dead_letters(
     session: Session, flt: Filter, limit: int, before: tuple[datetime, uuid.UUID] | None = None
 ) -> list[DeadLetter]:
     """Most recent failure first; ``before`` is the last row of the previous page."""
-    statement = matching(flt).order_by(DeadLetter.last_failed_at.desc(), DeadLetter.id.desc())
-    if before is not None:
-        statement = statement.where(tuple_(DeadLetter.last_failed_at, DeadLetter.id) < before)
+    statement = newest_first(matching(flt), DeadLetter.last_failed_at, DeadLetter.id, before)
     return list(session.scalars(statement.limit(limit)))
 
 

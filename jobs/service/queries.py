@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from jobs.db import newest_first
 from jobs.errors import JobNotFoundError
 from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
 
@@ -34,13 +35,11 @@ def list_jobs(
     before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[Job]:
     """Newest first; ``before`` is the (created_at, id) of the last job of the previous page."""
-    statement = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    statement = newest_first(select(Job), Job.created_at, Job.id, before).limit(limit)
     if type is not None:
         statement = statement.where(Job.type == type)
     if state is not None:
         statement = statement.where(Job.state == state)
-    if before is not None:
-        statement = statement.where(tuple_(Job.created_at, Job.id) < before)
     return list(session.scalars(statement))
 
 
