@@ -52,18 +52,21 @@ def allowed_location(url: str, settings: Settings) -> Location:
     API serves, and the offsite sync copies), or a folder inside ``CONVEYOR_FILE_ROOTS`` that is
     not the platform's own data folder (its database, broker and credentials)."""
     location = parse_url(url)
-    if location.scheme == "s3" or _in_storage_folder(location.root, settings):
+    if location.scheme == "s3":
         return location
-    parse_url(url, settings.file_roots)
-    real, data = os.path.realpath(location.root), os.path.realpath(settings.data_dir)
+    real = os.path.realpath(location.root)
+    storage = parse_url(settings.storage_url)
+    if storage.scheme == "file" and inside(real, os.path.realpath(storage.root)):
+        return location
+    if not any(inside(real, os.path.realpath(root)) for root in settings.file_roots):
+        raise InvalidInputError(
+            f"{url!r} is outside the folders this deployment may use (CONVEYOR_FILE_ROOTS: "
+            f"{', '.join(settings.file_roots)})."
+        )
+    data = os.path.realpath(settings.data_dir)
     if inside(real, data) or inside(data, real):
         raise InvalidInputError(f"{url!r} reaches the platform's own data folder {settings.data_dir}.")
     return location
-
-
-def _in_storage_folder(folder: str, settings: Settings) -> bool:
-    storage = parse_url(settings.storage_url)
-    return storage.scheme == "file" and inside(os.path.realpath(folder), os.path.realpath(storage.root))
 
 
 def storage_at(location: Location, settings: Settings) -> Storage:

@@ -3,7 +3,6 @@ backend library, so the API can refuse a bad one at submit time."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -40,14 +39,14 @@ class Location:
         return self.root == other.root and (not self.prefix or inside(other.prefix, self.prefix))
 
 
-def parse_url(url: str, file_roots: tuple[str, ...] = ()) -> Location:
-    """The location ``url`` names; raises InvalidInputError saying what is wrong with it.
-    A ``file://`` URL must lie inside one of ``file_roots`` (when any are given)."""
+def parse_url(url: str) -> Location:
+    """The location ``url`` names; raises InvalidInputError saying what is wrong with it. Whether
+    a client may name it is ``jobs.storage.allowed_location``'s to say."""
     parts = _split(url)
     if parts.scheme == "s3":
         return _s3_location(url, parts.netloc, parts.path)
     if parts.scheme == "file":
-        return _file_location(url, parts.netloc, unquote(parts.path), file_roots)
+        return _file_location(url, parts.netloc, unquote(parts.path))
     raise InvalidInputError(f"{url!r} is not a storage URL: use s3://bucket/prefix or file:///abs/dir.")
 
 
@@ -83,20 +82,13 @@ def _s3_location(url: str, bucket: str, path: str) -> Location:
     return Location("s3", bucket, prefix)
 
 
-def _file_location(url: str, host: str, path: str, file_roots: tuple[str, ...]) -> Location:
+def _file_location(url: str, host: str, path: str) -> Location:
     if host not in ("", "localhost") or not path.startswith("/"):
         raise InvalidInputError(f"{url!r} is not an absolute file URL: write file:///abs/dir.")
     folder = PurePosixPath(path)
     if ".." in folder.parts:
         raise InvalidInputError(f"{url!r} has a '..' segment.")
-    root = str(folder)
-    real = os.path.realpath(root)
-    if file_roots and not any(inside(real, os.path.realpath(allowed)) for allowed in file_roots):
-        raise InvalidInputError(
-            f"{url!r} is outside the folders this deployment may use (CONVEYOR_FILE_ROOTS: "
-            f"{', '.join(file_roots)})."
-        )
-    return Location("file", root)
+    return Location("file", str(folder))
 
 
 def inside(path: str, folder: str) -> bool:
