@@ -22,7 +22,7 @@ from api.schemas import FileOut, FilePage, FileUpload, PageQuery
 from api.strict_json import Blueprint
 from jobs import files
 from jobs.models import StoredFile
-from jobs.storage import Readable, Reader
+from jobs.storage import Readable, Reader, Watched
 
 FILE_OUT = FileOut()
 CHUNK = 256 * 1024
@@ -75,7 +75,7 @@ class Files(MethodView):
         upload = _body(query.get("name"))
 
         def store(session: Session) -> Outcome:
-            stream = _KeepingKey(upload.stream, KeyKeeper())
+            stream = Watched(upload.stream, KeyKeeper())
             with files.upload(runtime().settings, stream, name=upload.name, content_type=upload.type) as row:
                 session.add(row)
                 session.flush()
@@ -117,17 +117,6 @@ def _fits(text: str, what: str) -> str:
     if len(text) > MAX_NAME_CHARS:
         abort(422, f"The {what} is longer than {MAX_NAME_CHARS} characters.")
     return text
-
-
-class _KeepingKey:
-    """The upload's stream; reading it keeps the request's idempotency key held."""
-
-    def __init__(self, stream: Readable, keep: KeyKeeper):
-        self.stream, self.keep = stream, keep
-
-    def read(self, size: int = -1) -> bytes:
-        self.keep()
-        return self.stream.read(size)
 
 
 @blp.route("/<uuid:file_id>")

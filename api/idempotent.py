@@ -88,7 +88,8 @@ class KeyKeeper:
         self.sessions = runtime().sessions
         self.last = time.monotonic()
 
-    def __call__(self) -> None:
+    def __call__(self, _read: int = 0) -> None:
+        """Called as the upload reads its body (``_read`` bytes at a time)."""
         now = time.monotonic()
         if self.key is None or self.token_id is None or now - self.last < KEEP_ALIVE_EVERY_S:
             return

@@ -175,17 +175,11 @@ class Sync:
         batches = [keys] if isinstance(self.target, S3Storage) else [[key] for key in keys]
         for batch in filter(None, batches):
             try:
-                self._delete(batch)
+                self.target.delete_many(batch)
             except StorageError as exc:
                 self.tally.failed(batch[0], exc)
             else:
                 self.tally.deleted += len(batch)
-
-    def _delete(self, keys: list[str]) -> None:
-        if isinstance(self.target, S3Storage):
-            self.target.delete_many(keys)
-        else:
-            self.target.delete(keys[0])
 
     def parallel(
         self,

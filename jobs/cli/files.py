@@ -17,6 +17,7 @@ import click
 
 from jobs import files
 from jobs.cli.support import Context, parse_uuid, pass_context, to_json
+from jobs.storage import Watched
 
 CHUNK = 1024 * 1024
 
@@ -37,7 +38,7 @@ def upload(ctx: Context, path: str, name: str | None, content_type: str | None, 
     name = name or ("stdin" if path == "-" else Path(path).name)
     content_type = content_type or mimetypes.guess_type(name)[0]
     with _opened(path) as (stream, size), _bar(size, f"uploading {name}") as advance:
-        tracked = _Tracked(stream, advance)
+        tracked = Watched(stream, advance)
         with ctx.sessions.begin() as session:
             with files.upload(ctx.settings, tracked, name=name, content_type=content_type) as row:
                 session.add(row)
@@ -94,18 +95,6 @@ def remove(ctx: Context, file_id: str) -> None:
     with ctx.sessions.begin() as session:
         files.delete(session, ctx.settings, parse_uuid(file_id, "file"))
     click.echo(f"Deleted file {file_id}.", err=True)
-
-
-class _Tracked:
-    """A stream whose reads move the progress bar."""
-
-    def __init__(self, stream: BinaryIO, advance: Callable[[int], None]):
-        self.stream, self.advance = stream, advance
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
-        self.advance(len(data))
-        return data
 
 
 @contextmanager

@@ -10,7 +10,7 @@ import os
 
 from jobs.errors import InvalidInputError
 from jobs.settings import Settings
-from jobs.storage.base import MD5_METADATA, MTIME_METADATA, ObjectInfo, Readable, Reader, Storage
+from jobs.storage.base import MD5_METADATA, MTIME_METADATA, ObjectInfo, Readable, Reader, Storage, Watched
 from jobs.storage.errors import ObjectMissingError, StorageError, StorageRefusedError, StorageUnavailableError
 from jobs.storage.urls import Location, inside, parse_url, split_object
 
@@ -26,6 +26,7 @@ __all__ = [
     "StorageError",
     "StorageRefusedError",
     "StorageUnavailableError",
+    "Watched",
     "allowed_location",
     "open_object",
     "open_storage",

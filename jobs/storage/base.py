@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,6 +24,19 @@ class Reader(Readable, Protocol):
     """What ``Storage.open`` gives: a file, or an HTTP body, read in chunks and closed."""
 
     def close(self) -> None: ...
+
+
+class Watched:
+    """A stream whose every read is told to ``seen`` (the count of bytes it gave): a progress
+    bar, or a long upload keeping its idempotency key held."""
+
+    def __init__(self, stream: Readable, seen: Callable[[int], None]):
+        self.stream, self.seen = stream, seen
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.seen(len(data))
+        return data
 
 
 @dataclass(frozen=True)
@@ -87,3 +100,8 @@ class Storage(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; an object that is already gone is not an error."""
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove each object; S3 removes a thousand in one request."""
+        for key in keys:
+            self.delete(key)
