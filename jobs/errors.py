@@ -33,6 +33,14 @@ class StoredFileNotFoundError(NotFoundError):
     """No file has this id."""
 
 
+class ScheduleNotFoundError(NotFoundError):
+    """No schedule has this name."""
+
+
+class BackupNotFoundError(NotFoundError):
+    """No backup has this id."""
+
+
 class ConflictError(ConveyorError):
     """The current state does not allow the operation (HTTP 409): retrying it as is cannot help."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from jobs.db import insert_unless_present
@@ -105,7 +105,17 @@ def release(session: Session, token_id: uuid.UUID, key: str) -> None:
     )
 
 
-def purge_expired(session: Session) -> int:
-    """Forget keys past their time to live (beat runs this every 15 minutes); returns how many."""
-    deleted = session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
+def count_expired(session: Session) -> int:
+    return session.scalar(select(func.count()).where(IdempotencyKey.expires_at < utcnow())) or 0
+
+
+def purge_expired(session: Session, limit: int) -> int:
+    """Forget up to ``limit`` keys past their time to live; returns how many. The outer test of
+    ``expires_at`` is checked again on a row a concurrent request renewed meanwhile, so a live
+    key is never taken."""
+    now = utcnow()
+    expired = IdempotencyKey.expires_at < now
+    batch = select(IdempotencyKey.token_id, IdempotencyKey.key).where(expired).limit(limit)
+    key = tuple_(IdempotencyKey.token_id, IdempotencyKey.key)
+    deleted = session.execute(delete(IdempotencyKey).where(expired, key.in_(batch)))
     return int(cast(CursorResult[Any], deleted).rowcount)

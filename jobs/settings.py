@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,6 +77,27 @@ def _folders(value: str) -> tuple[str, ...]:
     return folders
 
 
+def _time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as UTC or Europe/Paris") from None
+    return value
+
+
+def _backup_targets(value: str) -> dict[str, str]:
+    """``name=postgresql://...`` pairs separated by ``;`` or white space."""
+    targets = {}
+    for pair in value.replace(";", " ").split():
+        name, equals, url = pair.partition("=")
+        if not equals or not name.isidentifier() or not urlsplit(url).scheme.startswith("postgresql"):
+            raise ValueError(f"{pair!r} is not name=postgresql://...")
+        targets[name] = url
+    return targets
+
+
 def _addressing_style(value: str) -> str:
     if value not in ("auto", "path", "virtual"):
         raise ValueError("must be auto, path or virtual")
@@ -116,6 +137,17 @@ class Settings:
     s3_region: str = "us-east-1"
     s3_addressing_style: str = "auto"
     offsite_sync_url: str = ""
+    beat_timezone: str = "UTC"
+    beat_lock_interval_s: float = 5.0
+    schedules: Mapping[str, str] = field(default_factory=dict)
+    """Each ``CONVEYOR_SCHEDULE_<NAME>``: a cron line, ``@every <n>s|m|h`` or ``off``."""
+    backup_url: str = ""
+    backup_targets: Mapping[str, str] = field(default_factory=dict)
+    backup_keep_daily: int = 7
+    backup_keep_weekly: int = 4
+    backup_keep_monthly: int = 6
+    restore_drill_url: str = ""
+    pg_bin_dir: str = ""
 
     @property
     def is_embedded_broker(self) -> bool:
@@ -124,6 +156,10 @@ class Settings:
     @property
     def broker_dir(self) -> Path:
         return self.data_dir / "broker"
+
+    @property
+    def has_postgresql(self) -> bool:
+        return self.database_url.startswith("postgresql")
 
 
 def ensure_data_dir(settings: Settings) -> Path:
@@ -172,20 +208,32 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "s3_region": ("CONVEYOR_S3_REGION", _str),
     "s3_addressing_style": ("CONVEYOR_S3_ADDRESSING_STYLE", _addressing_style),
     "offsite_sync_url": ("CONVEYOR_OFFSITE_SYNC_URL", _storage_url),
+    "beat_timezone": ("CONVEYOR_BEAT_TIMEZONE", _time_zone),
+    "beat_lock_interval_s": ("CONVEYOR_BEAT_LOCK_INTERVAL_S", _positive_float),
+    "backup_url": ("CONVEYOR_BACKUP_URL", _storage_url),
+    "backup_targets": ("CONVEYOR_BACKUP_TARGETS", _backup_targets),
+    "backup_keep_daily": ("CONVEYOR_BACKUP_KEEP_DAILY", _positive_int),
+    "backup_keep_weekly": ("CONVEYOR_BACKUP_KEEP_WEEKLY", _positive_int),
+    "backup_keep_monthly": ("CONVEYOR_BACKUP_KEEP_MONTHLY", _positive_int),
+    "restore_drill_url": ("CONVEYOR_RESTORE_DRILL_URL", _database_url),
+    "pg_bin_dir": ("CONVEYOR_PG_BIN_DIR", _str),
 }
+SCHEDULE_PREFIX = "CONVEYOR_SCHEDULE_"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from ``environ`` (default: the process environment)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for field in fields(Settings):
-        name, parse = _ENV[field.name]
+    for setting in fields(Settings):
+        if setting.name not in _ENV:
+            continue
+        name, parse = _ENV[setting.name]
         raw = environ.get(name, "").strip()
         if not raw:
             continue
         try:
-            values[field.name] = parse(raw)
+            values[setting.name] = parse(raw)
         except ValueError as exc:
             raise SettingsError(f"{name}={raw!r} is not valid: {exc}") from None
     data_dir = Path(values.get("data_dir", Settings.data_dir)).resolve()
@@ -194,4 +242,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values.setdefault("broker_url", "filesystem://")
     values.setdefault("storage_url", f"file://{data_dir / 'storage'}")
     values.setdefault("file_roots", (str(data_dir / "storage"),))
+    values.setdefault("backup_url", values["storage_url"] + "/backups")
+    values["schedules"] = _schedules(environ)
     return Settings(**values)
+
+
+def _schedules(environ: Mapping[str, str]) -> dict[str, str]:
+    """``CONVEYOR_SCHEDULE_OFFSITE_SYNC=off`` -> ``{"offsite-sync": "off"}``; checked against
+    the schedule's entries and the cron grammar by ``jobs.scheduler``, which owns both."""
+    from jobs.scheduler.entries import check_overrides
+
+    found = {
+        name.removeprefix(SCHEDULE_PREFIX).lower().replace("_", "-"): value.strip()
+        for name, value in environ.items()
+        if name.startswith(SCHEDULE_PREFIX) and value.strip()
+    }
+    check_overrides(found)
+    return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tasks import diagnostics, s3_sync
+from tasks import backups, diagnostics, maintenance, s3_sync
 from tasks.context import JobContext
 
 Handler = Callable[[dict[str, Any], JobContext], Any]
@@ -16,4 +16,10 @@ HANDLERS: dict[str, Handler] = {
     "fail": diagnostics.fail,
     "crash": diagnostics.crash,
     "s3-sync": s3_sync.sync_prefix,
+    "purge-idempotency-keys": maintenance.purge_expired_idempotency_keys,
+    "purge-dead-letters": maintenance.purge_expired_dead_letters,
+    "backup": backups.backup_database,
+    "verify-backup": backups.verify_backup,
+    "restore-backup": backups.restore_backup,
+    "restore-drill": backups.drill_restore,
 }

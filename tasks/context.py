@@ -1,4 +1,4 @@
-"""What a handler may ask of the platform while it runs, without touching the database itself."""
+"""What a handler may ask of the platform while it runs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.settings import Settings
 from jobs.storage import Storage
@@ -21,6 +23,9 @@ class JobContext:
     settings: Settings
     resolve: Callable[[Mapping[str, Any]], tuple[Storage, str]]
     """The storage and key of an input the payload names (``catalogue.inputs.InputRef``)."""
+    sessions: sessionmaker[Session]
+    """The platform's own database, for the upkeep handlers whose work is its data
+    (``jobs.upkeep``); other handlers have no business there."""
 
     def progress(self, percent: int, message: str | None = None) -> None:
         """Record progress; raises JobCancelledError if the job was cancelled meanwhile."""

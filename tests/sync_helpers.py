@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import sessionmaker
+
 from jobs.catalogue import validate_payload
 from jobs.settings import Settings
 from jobs.storage import open_object
@@ -29,7 +31,7 @@ def context(settings: Settings, reports: Reports | None = None) -> JobContext:
     def resolve(ref: Any) -> Any:
         return open_object(ref["url"], settings)
 
-    return JobContext(uuid.uuid4(), 1, 1, reports or Reports(), settings, resolve)
+    return JobContext(uuid.uuid4(), 1, 1, reports or Reports(), settings, resolve, sessionmaker())
 
 
 def run_sync(settings: Settings, reports: Reports | None = None, **payload: Any) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The layout's rules, read from the source: imports go one way, and no piece grows too big.
 
-``api → jobs ← workers → tasks``: the core imports none of the others, handlers see only the
-catalogue and the settings, and nothing imports the API or the workers (processes are started
-by module path).
+``api → jobs ← workers → tasks``: the core imports none of the others but the schedule's data,
+handlers see only the catalogue, the settings, storage and the upkeep of the platform's own
+data, and nothing imports the API or the workers (processes are started by module path).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ MAX_FUNCTION_LINES = 40
 # What each package may import of ours, besides itself.
 ALLOWED = {
     "api": ("jobs",),
-    "jobs": (),
+    "jobs": ("schedules",),
     "workers": ("jobs", "tasks", "schedules"),
-    "tasks": ("jobs.catalogue", "jobs.settings", "jobs.storage"),
+    "tasks": ("jobs.catalogue", "jobs.settings", "jobs.storage", "jobs.upkeep"),
     "schedules": (),
 }
 

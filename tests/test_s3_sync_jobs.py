@@ -11,13 +11,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from jobs.db import Database
-from jobs.models import DeadLetter, Job
+from jobs.models import DeadLetter, Job, utcnow
+from jobs.scheduler.entries import schedules
+from jobs.scheduler.runs import SCHEDULED, Slot, fire, run_now
 from jobs.storage import open_storage
 from tests.dead_letter_helpers import dead_letter_of
 from tests.s3_server import S3Server
 from tests.storage_helpers import contents, put
 from tests.support import Backend, auth, submit
-from workers.maintenance import submit_offsite_sync
 
 
 def test_a_sync_job_copies_a_folder_to_s3_and_records_its_counts(
@@ -92,9 +93,8 @@ def test_the_nightly_offsite_sync_copies_the_platforms_storage(
     uploaded = client.post("/v1/files?name=a.txt", data=b"kept twice", headers=auth(writer))
     assert uploaded.status_code == 201
 
-    assert submit_offsite_sync(Database(settings)) == 1
-    with backend.sessions() as session:
-        job_id = session.scalars(select(Job.id).where(Job.correlation_id == "offsite-sync")).all()[-1]
+    with backend.sessions.begin() as session:
+        job_id = run_now(session, settings, schedules(settings)["offsite-sync"], actor="test").job_id
     job = backend.wait_for_job(job_id, "succeeded", timeout=60)
     assert job.result is not None and job.result["copied"] >= 1
     copied = contents(open_storage(offsite, backend.settings))
@@ -102,11 +102,15 @@ def test_the_nightly_offsite_sync_copies_the_platforms_storage(
 
 
 def test_a_night_whose_offsite_sync_has_not_finished_starts_no_other(database: Database) -> None:
-    db = Database(dataclasses.replace(database.settings, offsite_sync_url="s3://offsite-bucket/conveyor"))
-    try:
-        assert submit_offsite_sync(db) == 1  # no worker runs here: it stays queued
-        assert submit_offsite_sync(db) == 0
-        with db.sessions() as session:
-            assert len(session.scalars(select(Job.id).where(Job.correlation_id == "offsite-sync")).all()) == 1
-    finally:
-        db.dispose()
+    settings = dataclasses.replace(database.settings, offsite_sync_url="s3://offsite-bucket/conveyor")
+    schedule = schedules(settings)["offsite-sync"]
+    with database.sessions.begin() as session:
+        first = fire(session, settings, schedule, Slot(utcnow(), SCHEDULED), fired_by="test")
+    with database.sessions.begin() as session:
+        second = fire(session, settings, schedule, Slot(utcnow(), SCHEDULED), fired_by="test")
+    assert first is not None and first.job_id is not None  # no worker runs here: it stays queued
+    assert second is not None and second.job_id is None
+    assert second.skipped == f"its previous run, job {first.job_id}, is still queued."
+    with database.sessions() as session:
+        jobs = session.scalars(select(Job.id).where(Job.correlation_id == "schedule:offsite-sync")).all()
+    assert jobs == [first.job_id]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from jobs.catalogue import JOB_TYPES
+from jobs.scheduler.entries import CATCH_UP, schedules
 from jobs.settings import SettingsError, load_settings
-from schedules.beat import BEAT_SCHEDULE, OPTIONAL_SCHEDULE
+from schedules.beat import SCHEDULE
 from tasks import HANDLERS
 from workers.app import make_celery
 
@@ -45,20 +46,21 @@ def test_every_job_type_has_a_handler_and_every_handler_a_type() -> None:
     assert set(JOB_TYPES) == set(HANDLERS)
 
 
-def test_every_job_type_and_beat_entry_names_a_registered_task(tmp_path: Path) -> None:
+def test_every_job_type_names_a_registered_task_and_every_schedule_a_job_type(tmp_path: Path) -> None:
     app = make_celery(load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)}))
-    entries = [*BEAT_SCHEDULE.values(), *(entry for _, entry in OPTIONAL_SCHEDULE.values())]
-    names = {jt.task_name for jt in JOB_TYPES.values()} | {e["task"] for e in entries}
-    assert names <= set(app.tasks)
+    assert {jt.task_name for jt in JOB_TYPES.values()} <= set(app.tasks)
+    assert {entry.job_type for entry in SCHEDULE.values()} <= set(JOB_TYPES)
+    assert all(entry.catch_up in CATCH_UP for entry in SCHEDULE.values())
 
 
-def test_the_offsite_sync_is_scheduled_only_once_its_destination_is_set(tmp_path: Path) -> None:
+def test_the_offsite_sync_runs_only_once_its_destination_is_set(tmp_path: Path) -> None:
     plain = load_settings({"CONVEYOR_DATA_DIR": str(tmp_path)})
     offsite = load_settings(
         {"CONVEYOR_DATA_DIR": str(tmp_path), "CONVEYOR_OFFSITE_SYNC_URL": "s3://offsite/x"}
     )
-    assert "offsite-sync" not in make_celery(plain).conf.beat_schedule
-    assert "offsite-sync" in make_celery(offsite).conf.beat_schedule
+    assert schedules(plain)["offsite-sync"].off == "needs CONVEYOR_OFFSITE_SYNC_URL"
+    assert schedules(offsite)["offsite-sync"].off is None
+    assert schedules(offsite)["offsite-sync"].payload(offsite)["destination"] == "s3://offsite/x"
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

@@ -13,10 +13,8 @@ from jobs.doctor import problems
 from jobs.errors import SettingsError
 from jobs.observability import start_process
 from jobs.settings import Settings
-from schedules.beat import beat_schedule
 from tasks import HANDLERS
 from workers.base import JobTask, Runtime
-from workers.maintenance import MAINTENANCE_TASKS
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -26,9 +24,6 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("conveyor", set_as_current=False)
     app.config_from_object(celery_config(settings, confirm_publish=False))
     app.conf.worker_consumer = "workers.consumer:DeadLetteringConsumer"
-    app.conf.task_routes = {name: {"queue": "maintenance"} for name in MAINTENANCE_TASKS}
-    app.conf.beat_schedule = beat_schedule(settings)
-    app.conf.beat_schedule_filename = str(settings.data_dir / "celerybeat-schedule")
     runtime = Runtime(settings)
     for job_type in JOB_TYPES.values():
         attrs = {
@@ -39,18 +34,9 @@ def make_celery(settings: Settings) -> Celery:
             "time_limit": settings.task_time_limit_s,
         }
         app.register_task(type(f"{job_type.name.title()}Task", (JobTask,), attrs)())
-    for name, function in MAINTENANCE_TASKS.items():
-        app.task(name=name, shared=False)(_bind_runtime(function, runtime))
     _declare_dead_letter_queues_on_start(app, settings)
     signals.worker_process_init.connect(lambda **_: runtime.after_fork(), weak=False)
     return app
-
-
-def _bind_runtime(function: Any, runtime: Runtime) -> Any:
-    def run() -> Any:
-        return function(runtime)
-
-    return run
 
 
 def _declare_dead_letter_queues_on_start(app: Celery, settings: Settings) -> None:

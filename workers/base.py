@@ -128,6 +128,7 @@ class JobTask(Task):
                 report=lambda p, m: self._report(jid, token, p, m) or held.should_stop(),
                 settings=self.runtime.settings,
                 resolve=self._resolve,
+                sessions=self.runtime.sessions,
             )
             self._run_handler(jid, claim, token, ctx)
 

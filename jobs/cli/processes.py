@@ -67,8 +67,12 @@ def worker(queues: str, celery_args: tuple[str, ...]) -> None:
 @click.command()
 @pass_context
 def beat(ctx: Context) -> None:
-    """Run Celery beat with the schedule in schedules/beat.py."""
-    _exec([*CELERY, "beat", "-l", "INFO"])
+    """Fire the schedules in schedules/beat.py as jobs; run several, one leads."""
+    from jobs.observability import start_process
+    from jobs.scheduler.loop import serve
+
+    start_process("beat", ctx.settings)
+    serve(ctx)
 
 
 @click.command()

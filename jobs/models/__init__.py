@@ -4,16 +4,19 @@ Importing this package imports every model, so ``Base.metadata`` is complete whe
 """
 
 from jobs.models.access import ApiToken, IdempotencyKey
+from jobs.models.backups import Backup, RestoreDrill
 from jobs.models.base import Base, UTCDateTime, utcnow
 from jobs.models.dead_letters import AuditEntry, DeadLetter, DeadLetterState
 from jobs.models.files import StoredFile
 from jobs.models.jobs import FINISHED_STATES, SHOWN_COLUMNS, Job, JobState, OutboxMessage
+from jobs.models.schedules import ScheduleRun, ScheduleState
 
 __all__ = [
     "FINISHED_STATES",
     "SHOWN_COLUMNS",
     "ApiToken",
     "AuditEntry",
+    "Backup",
     "Base",
     "DeadLetter",
     "DeadLetterState",
@@ -21,6 +24,9 @@ __all__ = [
     "Job",
     "JobState",
     "OutboxMessage",
+    "RestoreDrill",
+    "ScheduleRun",
+    "ScheduleState",
     "StoredFile",
     "UTCDateTime",
     "utcnow",

@@ -1,0 +1,104 @@
+"""``conveyor beat``: wait to lead, then fire each due slot of each schedule, until a signal.
+
+A beat that does not lead tries the lock every ``CONVEYOR_BEAT_LOCK_INTERVAL_S``, so it takes
+over within that interval of the leader's death. Slots missed by less than twice the interval
+(a takeover) are all fired late; older ones follow the schedule's catch-up policy, so a restart
+after downtime never fires a burst.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from jobs.db import Database
+from jobs.models import utcnow
+from jobs.scheduler.entries import Schedule, schedules
+from jobs.scheduler.leader import leader_lock
+from jobs.scheduler.runs import CATCH_UP, SCHEDULED, Slot, baselines, fire
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.25
+MAX_SLOTS_PER_TICK = 20
+
+
+class Beat:
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow):
+        self.db, self.clock = db, clock
+        self.active = [s for s in schedules(db.settings).values() if s.off is None]
+        self.lock = leader_lock(db.settings, db.engine)
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.window = timedelta(seconds=2 * db.settings.beat_lock_interval_s)
+
+    def run(self, stop: threading.Event) -> None:
+        leading = False
+        while not stop.is_set():
+            if not (self.lock.held() or self.lock.acquire()):
+                if leading:
+                    log.warning("Beat %s is no longer the leader.", self.identity)
+                leading = False
+                stop.wait(self.db.settings.beat_lock_interval_s)
+                continue
+            if not leading:
+                log.info("Beat %s leads; it fires %s.", self.identity, ", ".join(s.name for s in self.active))
+            leading = True
+            self.tick()
+            stop.wait(TICK_S)
+        self.lock.release()
+
+    def tick(self) -> None:
+        """Fire what is due now; a database error waits for the next tick."""
+        try:
+            with self.db.sessions.begin() as session:
+                since = baselines(session, [s.name for s in self.active])
+            for schedule in self.active:
+                for slot in due(schedule, since[schedule.name], self.clock(), self.window):
+                    with self.db.sessions.begin() as session:
+                        fire(session, self.db.settings, schedule, slot, self.identity)
+        except Exception:
+            log.error("Beat could not fire its schedules; it tries again.", exc_info=True)
+
+
+def due(schedule: Schedule, baseline: datetime, now: datetime, window: timedelta) -> list[Slot]:
+    """The slots after ``baseline`` up to ``now``: those older than ``window`` folded into one
+    catch-up slot (run, or recorded as skipped), then each recent one."""
+    cadence = schedule.cadence
+    assert cadence is not None
+    if cadence.latest(now) <= baseline:
+        return []
+    slots = []
+    start = baseline
+    if cadence.after(baseline) < now - window:
+        start = cadence.latest(now - window)
+        slots.append(_catch_up(schedule, baseline, start))
+    slots += [Slot(at, SCHEDULED) for at in _slots(cadence.after, start, now)]
+    return slots[:MAX_SLOTS_PER_TICK]
+
+
+def _catch_up(schedule: Schedule, baseline: datetime, newest: datetime) -> Slot:
+    if schedule.entry.catch_up == "run-once":
+        return Slot(newest, CATCH_UP)
+    missed = f"slots after {baseline:%Y-%m-%d %H:%M:%S} up to {newest:%Y-%m-%d %H:%M:%S} UTC"
+    return Slot(newest, CATCH_UP, skipped=f"no beat ran for the {missed} (catch-up policy: skip).")
+
+
+def _slots(after: Callable[[datetime], datetime], start: datetime, now: datetime) -> Iterator[datetime]:
+    slot = after(start)
+    while slot <= now:
+        yield slot
+        slot = after(slot)
+
+
+def serve(db: Database) -> None:
+    """Run until SIGINT or SIGTERM."""
+    import signal
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    Beat(db).run(stop)
