@@ -68,4 +68,5 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     variables = set(re.findall(r'"(CONVEYOR_[A-Z_]+)"', source))
     assert variables
-    assert sorted(v for v in variables if f"`{v}`" not in readme) == []
+    documented = {v for v in variables if f"`{v}`" in readme or f"`{v}<NAME>`" in readme}
+    assert sorted(variables - documented) == []
