@@ -41,13 +41,12 @@ def state_of(session: Session, name: str) -> ScheduleState:
 def baselines(session: Session, names: list[str]) -> dict[str, datetime]:
     """Per schedule, the moment from which a slot is new: its last fired or skipped slot, or
     when beat first knew it, or when it was last resumed, whichever is latest."""
-    last = dict(
-        session.execute(
-            select(ScheduleRun.schedule, func.max(ScheduleRun.slot))
-            .where(ScheduleRun.trigger != MANUAL)
-            .group_by(ScheduleRun.schedule)
-        ).tuples()
+    newest = (
+        select(ScheduleRun.schedule, func.max(ScheduleRun.slot))
+        .where(ScheduleRun.trigger != MANUAL)
+        .group_by(ScheduleRun.schedule)
     )
+    last: dict[str, datetime] = {name: slot for name, slot in session.execute(newest)}
     found = {}
     for name in names:
         state = state_of(session, name)
