@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from api import dead_letters, errors, files, health, job_types, jobs, tokens
+from api import dead_letters, errors, files, health, job_types, jobs, schedules, tokens
 from api.runtime import ApiRuntime
 from api.strict_json import StrictJSONProvider
 from jobs.settings import Settings, load_settings
@@ -28,7 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     errors.register(app)
-    for blueprint in (jobs.blp, files.blp, dead_letters.blp, job_types.blp, tokens.blp, health.blp):
+    blueprints = (jobs.blp, files.blp, dead_letters.blp, schedules.blp, job_types.blp, tokens.blp, health.blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
     job_types.describe_submission(api.spec)
     app.add_url_rule("/docs", "docs", health.docs_page)

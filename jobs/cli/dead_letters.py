@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from jobs import dead_letters
-from jobs.cli.support import Context, actor, parse_json, parse_uuid, pass_context, to_json
+from jobs.cli.support import Context, actor, parse_json, parse_uuid, pass_context, table, to_json
 
 COLUMNS = ("ID", "QUEUE", "TYPE", "REASON", "ERROR", "ATTEMPTS", "LAST FAILED")
 
@@ -64,13 +64,7 @@ def list_command(ctx: Context, state: str, limit: int, as_json: bool, **filters:
          f"{d.last_failed_at:%Y-%m-%d %H:%M:%S}")
         for d in found
     ]  # fmt: skip
-    _table([COLUMNS, *rows])
-
-
-def _table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    table([COLUMNS, *rows])
 
 
 @dead_letters_group.command("show")

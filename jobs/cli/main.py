@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from jobs.cli import dead_letters, dev, files, jobs, processes, tokens
+from jobs.cli import dead_letters, dev, files, jobs, processes, schedules, tokens
 from jobs.errors import ConveyorError, InvalidInputError
 
 
@@ -37,5 +37,6 @@ for command in (
     tokens.tokens,
     dev.dev,
     dead_letters.dead_letters_group,
+    schedules.schedules_group,
 ):
     main.add_command(command)

@@ -28,6 +28,13 @@ class Context(Database):
 pass_context = click.make_pass_decorator(Context, ensure=True)
 
 
+def table(rows: list[tuple[str, ...]]) -> None:
+    """Print rows as aligned columns; the first row is the heading."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jobs import messages, service
+from jobs.audit import audit
 from jobs.catalogue import validate_payload
-from jobs.dead_letters.audit import audit
 from jobs.dead_letters.queries import Filter, get, matching
 from jobs.errors import ConflictError, InvalidJobError
 from jobs.models import DeadLetter, DeadLetterState, Job, OutboxMessage, utcnow

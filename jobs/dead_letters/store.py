@@ -12,8 +12,8 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from jobs import messages, service
+from jobs.audit import audit
 from jobs.db import insert_unless_present
-from jobs.dead_letters.audit import audit
 from jobs.models import DeadLetter, DeadLetterState, Job, JobState, utcnow
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The audit log: who did what to a dead letter, when and why."""
+"""The audit log: who did what, when and why, to a dead letter, a schedule or a backup."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from jobs.models import AuditEntry, utcnow
 
 def audit(
     session: Session,
-    dead_letter_id: uuid.UUID,
+    dead_letter_id: uuid.UUID | None,
     actor: str,
     action: str,
     reason: str | None,
     details: dict[str, Any] | None,
 ) -> None:
+    """``dead_letter_id`` is None for an entry about anything else; ``details`` then names it."""
     entry = AuditEntry(at=utcnow(), actor=actor, action=action, reason=reason, details=details)
     entry.dead_letter_id = dead_letter_id
     session.add(entry)
