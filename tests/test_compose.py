@@ -124,3 +124,9 @@ def test_the_app_waits_for_its_bucket_and_keeps_files_in_s3(services: dict) -> N
         condition = _dependencies(services[name])["storage-init"]["condition"]
         assert condition == "service_completed_successfully", name
     assert services["api"]["environment"]["CONVEYOR_STORAGE_URL"].startswith("s3://")
+
+
+def test_the_image_has_the_pg_dump_of_the_stacks_postgresql_major() -> None:
+    server = re.search(r"image: postgres:(\d+)", (ROOT / "docker-compose.yml").read_text())
+    assert server is not None
+    assert f"postgresql-client-{server[1]} " in (ROOT / "deploy" / "Dockerfile").read_text()
