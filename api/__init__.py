@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from api import dead_letters, errors, files, health, job_types, jobs, schedules, tokens
+from api import backups, dead_letters, errors, files, health, job_types, jobs, schedules, tokens
 from api.runtime import ApiRuntime
 from api.strict_json import StrictJSONProvider
 from jobs.settings import Settings, load_settings
@@ -28,8 +28,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     errors.register(app)
-    blueprints = (jobs.blp, files.blp, dead_letters.blp, schedules.blp, job_types.blp, tokens.blp, health.blp)
-    for blueprint in blueprints:
+    resources = (jobs, files, dead_letters, schedules, backups, job_types, tokens, health)
+    for blueprint in (resource.blp for resource in resources):
         api.register_blueprint(blueprint)
     job_types.describe_submission(api.spec)
     app.add_url_rule("/docs", "docs", health.docs_page)

@@ -14,12 +14,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from jobs.storage import ObjectInfo, ObjectMissingError, Storage, StorageError, open_storage
+from jobs.storage.base import size_text
 from jobs.storage.local import LocalStorage
 from jobs.storage.s3 import S3Storage
 from jobs.storage.transfer import copy, md5_known_here, same_content
 from tasks.context import JobContext
 from tasks.errors import PermanentError, RetryableError
-from tasks.s3_sync_state import MAX_LISTED, PROGRESS_EVERY_S, Filter, Moving, Plan, Progress, Tally, size_text
+from tasks.s3_sync_state import MAX_LISTED, PROGRESS_EVERY_S, Filter, Moving, Plan, Progress, Tally
 
 T = TypeVar("T")
 ERRORS_IN_MESSAGE = 10  # a failed job keeps its message only, so it names the first few

@@ -90,14 +90,3 @@ class Filter:
         if self.include and not any(fnmatch.fnmatchcase(key, glob) for glob in self.include):
             return False
         return not any(fnmatch.fnmatchcase(key, glob) for glob in self.exclude)
-
-
-def size_text(count: float) -> str:
-    """Bytes as a person reads them: ``12.3 MB``."""
-    if count < 1000:
-        return f"{count:.0f} B"
-    for unit in ("KB", "MB"):
-        count /= 1000
-        if count < 1000:
-            return f"{count:.1f} {unit}"
-    return f"{count / 1000:.1f} GB"

@@ -15,6 +15,10 @@ from jobs.settings import Settings
 PLATFORM = "platform"
 """The backup target that is the platform's own database."""
 PURGE_BATCH = 5000
+NO_PASSWORD = (
+    "Leave the password out of the URL: a job's payload is shown to every jobs:read token. "
+    "Give the workers a ~/.pgpass (or PGPASSFILE) entry for that database instead."
+)
 
 
 class BackupId(fields.String):
@@ -72,8 +76,11 @@ def same_database(one: str, other: str) -> bool:
 
 def check_restore(payload: dict[str, Any], settings: Settings) -> None:
     into = payload["into"]
-    if not urlsplit(into).scheme.startswith("postgresql") or not urlsplit(into).path.strip("/"):
+    parts = urlsplit(into)
+    if not parts.scheme.startswith("postgresql") or not parts.path.strip("/"):
         raise ValidationError({"into": ["Must be a postgresql://host/database URL."]})
+    if parts.password is not None:
+        raise ValidationError({"into": [NO_PASSWORD]})
     live = [name for name, url in target_urls(settings).items() if same_database(url, into)]
     if live:
         raise ValidationError(

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-import time
-import uuid
-
 import click
-from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import dead_letters, service
 from jobs.catalogue import JOB_TYPES, describe
 from jobs.cli.support import Context, actor, parse_json, parse_uuid, pass_context, to_json
-from jobs.models import FINISHED_STATES, Job, JobState
-
-POLL_S = 0.2
+from jobs.cli.waiting import finish
+from jobs.models import JobState
 
 
 @click.command()
@@ -39,32 +33,7 @@ def submit(
     submission = service.Submission(type=job_type, payload=data, queue=queue, max_attempts=max_attempts)
     with ctx.sessions.begin() as session:
         job = service.submit(session, ctx.settings, submission)
-    if not wait:
-        click.echo(str(job.id))
-        return
-    finished = _wait_for(ctx.sessions, job.id, timeout)
-    click.echo(to_json(finished.to_dict()))
-    sys.exit(0 if finished.state == JobState.SUCCEEDED else 1)
-
-
-def _wait_for(sessions: sessionmaker[Session], job_id: uuid.UUID, timeout: float) -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
-        with sessions() as session:
-            job = service.get(session, job_id)
-        if job.state in FINISHED_STATES:
-            return job
-        if time.monotonic() > deadline:
-            raise click.ClickException(_still_waiting(sessions, job, timeout))
-        time.sleep(POLL_S)
-
-
-def _still_waiting(sessions: sessionmaker[Session], job: Job, timeout: float) -> str:
-    message = f"Job {job.id} is still {job.state} after {timeout:.0f} s"
-    with sessions() as session:
-        if service.is_unpublished(session, job.id):
-            message += "; it was never published: is `conveyor relay` running?"
-    return message + "."
+    finish(ctx.sessions, job, wait, timeout)
 
 
 @click.group()

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from jobs.cli import dead_letters, dev, files, jobs, processes, schedules, tokens
+from jobs.cli import backups, dead_letters, dev, files, jobs, processes, schedules, tokens
 from jobs.errors import ConveyorError, InvalidInputError
 
 
@@ -38,5 +38,6 @@ for command in (
     dev.dev,
     dead_letters.dead_letters_group,
     schedules.schedules_group,
+    backups.backups_group,
 ):
     main.add_command(command)

@@ -105,3 +105,14 @@ class Storage(ABC):
         """Remove each object; S3 removes a thousand in one request."""
         for key in keys:
             self.delete(key)
+
+
+def size_text(count: float) -> str:
+    """Bytes as a person reads them: ``12.3 MB``."""
+    if count < 1000:
+        return f"{count:.0f} B"
+    for unit in ("KB", "MB"):
+        count /= 1000
+        if count < 1000:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1000:.1f} GB"
