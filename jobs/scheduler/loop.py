@@ -23,7 +23,8 @@ from jobs.scheduler.runs import CATCH_UP, SCHEDULED, Slot, baselines, fire
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.25
+MAX_WAIT_S = 1.0  # also how soon a leader notices a lost lock
+MIN_WAIT_S = 0.05
 MAX_SLOTS_PER_TICK = 20
 
 
@@ -34,6 +35,9 @@ class Beat:
         self.lock = leader_lock(db.settings, db.engine)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.window = timedelta(seconds=2 * db.settings.beat_lock_interval_s)
+        self.since: dict[str, datetime] = {}
+        """Each schedule's baseline as last read: never later than the stored one, so a slot
+        not due against it is not due at all, and the database is read only when one is."""
 
     def run(self, stop: threading.Event) -> None:
         leading = False
@@ -48,18 +52,34 @@ class Beat:
                 log.info("Beat %s leads; it fires %s.", self.identity, ", ".join(s.name for s in self.active))
             leading = True
             self.tick()
-            stop.wait(TICK_S)
+            stop.wait(self.wait())
         self.lock.release()
+
+    def next_due(self) -> datetime | None:
+        if len(self.since) < len(self.active):
+            return None
+        return min(s.cadence.after(self.since[s.name]) for s in self.active if s.cadence)
+
+    def wait(self) -> float:
+        """Until the next slot, or a second while one is overdue (after an error, say)."""
+        upcoming = self.next_due()
+        if upcoming is None or upcoming <= self.clock():
+            return MAX_WAIT_S
+        return min(MAX_WAIT_S, max(MIN_WAIT_S, (upcoming - self.clock()).total_seconds()))
 
     def tick(self) -> None:
         """Fire what is due now; a database error waits for the next tick."""
+        upcoming = self.next_due()
+        if upcoming is not None and self.clock() < upcoming:
+            return
         try:
             with self.db.sessions.begin() as session:
-                since = baselines(session, [s.name for s in self.active])
+                self.since = since = baselines(session, [s.name for s in self.active])
             for schedule in self.active:
                 for slot in due(schedule, since[schedule.name], self.clock(), self.window):
                     with self.db.sessions.begin() as session:
                         fire(session, self.db.settings, schedule, slot, self.identity)
+                    since[schedule.name] = slot.at  # fired, by this beat or another, or paused
         except Exception:
             log.error("Beat could not fire its schedules; it tries again.", exc_info=True)
 

@@ -47,9 +47,10 @@ def baselines(session: Session, names: list[str]) -> dict[str, datetime]:
         .group_by(ScheduleRun.schedule)
     )
     last: dict[str, datetime] = {name: slot for name, slot in session.execute(newest)}
+    states = {s.name: s for s in session.scalars(select(ScheduleState).where(ScheduleState.name.in_(names)))}
     found = {}
     for name in names:
-        state = state_of(session, name)
+        state = states.get(name) or state_of(session, name)
         marks = [state.since, state.changed_at, last.get(name)]
         found[name] = max(mark for mark in marks if mark is not None)
     return found
