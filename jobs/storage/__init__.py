@@ -11,7 +11,13 @@ import os
 from jobs.errors import InvalidInputError
 from jobs.settings import Settings
 from jobs.storage.base import MD5_METADATA, MTIME_METADATA, ObjectInfo, Readable, Reader, Storage, Watched
-from jobs.storage.errors import ObjectMissingError, StorageError, StorageRefusedError, StorageUnavailableError
+from jobs.storage.errors import (
+    ObjectMissingError,
+    StorageError,
+    StorageFullError,
+    StorageRefusedError,
+    StorageUnavailableError,
+)
 from jobs.storage.urls import Location, inside, parse_url, split_object
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "Reader",
     "Storage",
     "StorageError",
+    "StorageFullError",
     "StorageRefusedError",
     "StorageUnavailableError",
     "Watched",

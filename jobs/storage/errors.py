@@ -24,3 +24,9 @@ class StorageUnavailableError(StorageError):
     """The backend could not answer now: throttled, a server error, a dropped connection."""
 
     retriable = True
+
+
+class StorageFullError(StorageUnavailableError):
+    """The disk or quota is full. Retriable like any passing fault, for a job that frees space
+    or waits for it (the offsite sync); a backup treats it as permanent, since its own dump
+    would only fill the disk again."""

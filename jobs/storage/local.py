@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import mimetypes
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -13,7 +12,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from jobs.storage.base import ObjectInfo, Readable, Reader, Storage
-from jobs.storage.errors import ObjectMissingError, StorageError, StorageRefusedError, StorageUnavailableError
+from jobs.storage.errors import (
+    ObjectMissingError,
+    StorageError,
+    StorageFullError,
+    StorageRefusedError,
+    StorageUnavailableError,
+)
 from jobs.storage.urls import check_key
 
 TEMP_PREFIX = ".conveyor-partial-"
@@ -22,6 +27,7 @@ REFUSED_ERRNOS = frozenset(
     {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG,
      errno.EROFS, errno.EINVAL, errno.ELOOP, errno.ENOTEMPTY}
 )  # fmt: skip
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 COPY_CHUNK = 1024 * 1024
 
 
@@ -51,8 +57,11 @@ class LocalStorage(Storage):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> ObjectInfo:
-        with self.writing(key) as partial, partial.open("wb") as file:
-            shutil.copyfileobj(stream, file, COPY_CHUNK)
+        # Unbuffered, so a full disk fails the write that met it, mapped, and not the close again.
+        with self.writing(key) as partial, partial.open("wb", buffering=0) as file:
+            while chunk := stream.read(COPY_CHUNK):
+                with self._mapped(key):
+                    _write_all(file, chunk)
         return self.stat(key)
 
     @contextmanager
@@ -110,8 +119,20 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             raise ObjectMissingError(f"Nothing is stored at {self.url_of(key)}.") from None
         except OSError as exc:
-            kind = StorageRefusedError if exc.errno in REFUSED_ERRNOS else StorageUnavailableError
+            kind = _kind_of(exc.errno)
             raise kind(f"{self.url_of(key)} cannot be used: {exc.strerror or exc}.") from None
+
+
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view) :]
+
+
+def _kind_of(number: int | None) -> type[StorageError]:
+    if number in REFUSED_ERRNOS:
+        return StorageRefusedError
+    return StorageFullError if number in FULL_ERRNOS else StorageUnavailableError
 
 
 class _Bounded:
