@@ -17,11 +17,13 @@ from jobs.storage.s3_errors import classify
 from jobs.storage.urls import Location
 
 MIB = 1024 * 1024
-# Parts of 16 MiB (a stream of unknown size may reach 10,000 parts: 160 GB), four sent at a time
-# and four more read ahead: a stream upload holds at most 128 MiB. A file is read from disk as
-# its parts go.
+# Parts of 16 MiB (a stream of unknown size may reach 10,000 parts: 160 GB), four sent at a time.
+# A file is read from disk as its parts go. A stream's parts must be held in memory until sent,
+# so a stream holds one part at a time: 16 MiB, not 64, in a worker that may run a backup beside
+# other jobs (a 1 GB pg_dump streamed with four parts held peaked 64 MB above the worker's own).
 PART_SIZE = 16 * MIB
 PARTS_AT_ONCE = 4
+STREAM_PARTS_HELD = 1
 CHUNK = 256 * 1024
 DELETE_BATCH = 1000
 # Told how many more bytes a transfer has moved, from the transfer's own threads.
@@ -52,18 +54,18 @@ def client_for(settings: Settings, pool: int = 64) -> Any:
     return _client(settings.s3_endpoint_url, settings.s3_region, addressing, os.getpid(), pool)
 
 
-def transfer_config() -> Any:
+def transfer_config(parts_at_once: int = PARTS_AT_ONCE) -> Any:
     from boto3.s3.transfer import TransferConfig
 
     config = TransferConfig(
         multipart_threshold=PART_SIZE,
         multipart_chunksize=PART_SIZE,
-        max_concurrency=PARTS_AT_ONCE,
-        max_io_queue=PARTS_AT_ONCE * 4,
+        max_concurrency=parts_at_once,
+        max_io_queue=parts_at_once * 4,
     )
     # boto3 does not take these as arguments; s3transfer's default is 10 parts held per stream.
-    config.max_in_memory_upload_chunks = PARTS_AT_ONCE
-    config.max_in_memory_download_chunks = PARTS_AT_ONCE
+    config.max_in_memory_upload_chunks = parts_at_once
+    config.max_in_memory_download_chunks = parts_at_once
     return config
 
 
@@ -93,7 +95,7 @@ class S3Storage(Storage):
         extra = _extra_args(content_type, metadata)
         with self.mapped(key):
             self.client.upload_fileobj(
-                stream, self.bucket, self.full_key(key), extra, Config=transfer_config()
+                stream, self.bucket, self.full_key(key), extra, Config=transfer_config(STREAM_PARTS_HELD)
             )
         return self.stat(key)
 
