@@ -91,12 +91,14 @@ class Reports:
 
     seen: list[tuple[int, str | None]] = field(default_factory=list)
     hook: Callable[[int, str], None] | None = None
+    cancel_at: str | None = None
+    """Answer that the job was cancelled at the first report starting with this."""
 
     def __call__(self, percent: int, message: str | None) -> bool:
         self.seen.append((percent, message))
         if self.hook is not None:
             self.hook(percent, message or "")
-        return False
+        return self.cancel_at is not None and (message or "").startswith(self.cancel_at)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from jobs.models import Backup
 from jobs.storage import open_storage
-from tasks.errors import PermanentError, RetryableError
+from tasks.errors import JobCancelledError, PermanentError, RetryableError
 from tests.backup_helpers import (
     HEAD,
     TABLES,
@@ -26,6 +26,7 @@ from tests.backup_helpers import (
     drop_database,
     kill_pg_dump_after,
     make_target,
+    pg_dump_children,
     platform,
 )
 from tests.s3_server import S3Server
@@ -253,6 +254,17 @@ def test_a_pg_dump_killed_mid_stream_leaves_no_row_and_no_object(
         bucket, prefix = made.settings.backup_url.removeprefix("s3://").split("/", 1)
         uploads = s3_server.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix)
         assert uploads.get("Uploads", []) == []
+
+
+def test_a_backup_cancelled_while_dumping_stops_pg_dump_and_keeps_nothing(folder_platform: Platform) -> None:
+    folder_platform.reports.cancel_at = "Dumped "
+
+    with pytest.raises(JobCancelledError):
+        folder_platform.run("backup", target="app")
+
+    assert folder_platform.backups() == [] and pg_dump_children() == []
+    storage = open_storage(folder_platform.settings.backup_url, folder_platform.settings)
+    assert list(storage.list("")) == []
 
 
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
