@@ -95,6 +95,7 @@ def test_the_nightly_offsite_sync_copies_the_platforms_storage(
 
     with backend.sessions.begin() as session:
         job_id = run_now(session, settings, schedules(settings)["offsite-sync"], actor="test").job_id
+    assert job_id is not None
     job = backend.wait_for_job(job_id, "succeeded", timeout=60)
     assert job.result is not None and job.result["copied"] >= 1
     copied = contents(open_storage(offsite, backend.settings))
