@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as a script (`python bench/backup.py`), so the repository root is not importable yet.
 sys.path.insert(0, str(ROOT))
 
-from bench.backup_parts import Run, run_all  # noqa: E402
+from bench.backup_parts import Run, backups_and_drills, database_part, platform  # noqa: E402
 from bench.backup_phases import Databases  # noqa: E402
+from bench.backup_purge import purge_part  # noqa: E402
 from bench.backup_report import Results, print_verdicts  # noqa: E402
 from bench.harness import load_average, print_log_tails  # noqa: E402
 from tests.s3_server import S3Server  # noqa: E402
@@ -37,14 +38,15 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scale", type=int, default=60, help="pgbench scale (60: about 1 GB)")
+    parser.add_argument("--rounds", type=int, default=3, help="backups per storage, each after a pg_dump")
     parser.add_argument("--expired-keys", type=int, default=1_000_000, help="expired idempotency keys")
     parser.add_argument("--live-keys", type=int, default=10_000, help="live idempotency keys")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of POSTs without the purge")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds any one phase may take")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (dumps, logs)")
     args = parser.parse_args()
-    if args.scale < 1 or args.expired_keys < 0 or args.live_keys < 0 or args.window <= 0:
-        parser.error("--scale must be >= 1, the key counts >= 0 and --window > 0")
+    if args.scale < 1 or args.rounds < 1 or args.expired_keys < 0 or args.live_keys < 0 or args.window <= 0:
+        parser.error("--scale and --rounds must be >= 1, the key counts >= 0 and --window > 0")
     return args
 
 
@@ -68,6 +70,13 @@ def main() -> int:
     run.results.notes.append(f"Load average at the end: {load_average()}.")
     print_verdicts(run.results)
     return 1 if run.results.failures else 0
+
+
+def run_all(run: Run) -> None:
+    database_part(run)
+    with platform(run) as backend:
+        backups_and_drills(run, backend)
+        purge_part(run, backend)
 
 
 def clean_up(run: Run) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,30 +14,36 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bench.backup_load import Load, Window, key_counts, seed_keys
-from bench.backup_phases import Anchors, Databases, database_size, generate, scalar, server_major
+from bench.backup_load import Window
+from bench.backup_phases import (
+    Anchors,
+    Databases,
+    count_rows,
+    database_size,
+    generate,
+    scalar,
+    server_major,
+)
 from bench.backup_report import (
-    FC_AFTER,
-    FC_BEFORE,
+    COUNT,
+    FC_ALONE,
+    FC_BESIDE,
     GZIP,
     Anchor,
-    Purge,
+    Backed,
     Results,
+    fmt,
     print_backups,
     print_database,
-    print_purge,
     print_restores,
 )
 from bench.backup_worker import BackupWorker, JobRun, cancel
-from bench.harness import BenchError, api_answers, free_port, load_average, poll
-from jobs import tokens
+from bench.harness import BenchError, load_average
 from jobs.models import Backup, RestoreDrill
 from tests.s3_server import S3Server
 from tests.support import Backend
 
 TARGET, WARM_UP_TARGET = "bench", "warmup"
-PURGE_BATCH = 5000
-WARM_LOAD_S = 2.0
 
 
 @dataclass
@@ -55,13 +59,6 @@ class Run:
     worker: BackupWorker | None = None
 
 
-def run_all(run: Run) -> None:
-    database_part(run)
-    with platform(run) as backend:
-        backups_and_drills(run, backend)
-        purge_part(run, backend)
-
-
 def database_part(run: Run) -> None:
     """1 and 2: the pgbench database, and the anchors: dumps and a restore by the tools alone."""
     results, scale = run.results, run.args.scale
@@ -74,26 +71,28 @@ def database_part(run: Run) -> None:
     anchors = Anchors(server_major(), run.root / "anchors", run.args.timeout)
     anchors.folder.mkdir()
     print(f"\n2. Anchors with {anchors.pg_dump} (load average {load_average()})")
-    dump = anchor_dump(run, anchors, FC_BEFORE)
+    dump = anchor_dump(run, anchors, FC_ALONE)
     try:
         step(GZIP)
         seconds, path = anchors.dump_gzip(run.target_url)
-        results.anchors[GZIP] = done(Anchor(seconds, path.stat().st_size))
+        results.anchors[GZIP] = [done(Anchor(seconds, path.stat().st_size))]
     except BenchError as exc:
         results.failed(GZIP, exc)
+    step(COUNT)
+    results.anchors[COUNT] = [done(Anchor(count_rows(run.target_url), 0))]
     if dump is not None:
         anchor_restore(run, anchors, dump)
         dump.unlink()
 
 
 def anchor_dump(run: Run, anchors: Anchors, label: str) -> Path | None:
-    step(label)
+    step("pg_dump -Fc -f")
     try:
-        seconds, path = anchors.dump_custom(run.target_url, label.split("(")[1].split()[0])
+        seconds, path = anchors.dump_custom(run.target_url, f"custom-{len(run.results.anchors)}")
     except BenchError as exc:
         run.results.failed(label, exc)
         return None
-    run.results.anchors[label] = done(Anchor(seconds, path.stat().st_size))
+    run.results.anchors.setdefault(label, []).append(done(Anchor(seconds, path.stat().st_size)))
     return path
 
 
@@ -127,6 +126,8 @@ def platform(run: Run) -> Iterator[Backend]:
         "CONVEYOR_DATABASE_URL": run.platform_url,
         "CONVEYOR_BACKUP_TARGETS": f"{TARGET}={run.target_url};{WARM_UP_TARGET}={warm_up_url}",
         "CONVEYOR_RESTORE_DRILL_URL": run.databases.create("drill"),
+        # The production default: the tests' 50 ms makes the relay take a tenth of a core.
+        "CONVEYOR_RELAY_INTERVAL_MS": "200",
     }
     backend = Backend.create("embedded", run.root / "backend", overrides)
     try:
@@ -147,9 +148,11 @@ def warm_bucket(server: S3Server, bucket: str) -> None:
 
 
 def backups_and_drills(run: Run, backend: Backend) -> None:
-    """3 and 4: each storage gets a fresh worker, which backs up, then drills that backup (the
-    next backup's retention deletes this one: both are of the same day)."""
+    """3 and 4: each storage gets a fresh worker, which backs up ``--rounds`` times, each right
+    after a pg_dump -Fc, then drills the last backup (each backup's retention deletes the one
+    before: they are of the same day)."""
     urls = {"file://": f"file://{run.root / 'backups'}", "s3://": f"s3://{run.bucket}/backups"}
+    anchors = Anchors(server_major(), run.root / "anchors", run.args.timeout)
     for storage, url in urls.items():
         print(f"\n3-4. {storage} (load average {load_average()})")
         warm_up = (("backup", {"target": WARM_UP_TARGET}),)
@@ -159,20 +162,30 @@ def backups_and_drills(run: Run, backend: Backend) -> None:
             f"warm-up (an empty purge, then a backup of an empty database: {worker.warm_up_s:.2f} s, not tabled)."
         )
         print(f"  {run.results.notes[-1]}")
-        backup = job(run, backend, "backup", f"backup on {storage}")
-        if backup is not None:
-            run.results.backups[storage] = backup
-            run.results.manifests[storage] = row_of(backend, Backup, backup)
-        drill = job(run, backend, "restore-drill", f"restore-drill of the backup on {storage}")
+        for _ in range(run.args.rounds):
+            backup_round(run, backend, anchors, storage)
+        drill = job(run, backend, "restore-drill", f"restore-drill of the last backup on {storage}")
         if drill is not None:
             run.results.drills[storage] = drill
             run.results.drill_rows[storage] = row_of(backend, RestoreDrill, drill)
-    anchors = Anchors(server_major(), run.root / "anchors", run.args.timeout)
-    dump = anchor_dump(run, anchors, FC_AFTER)
-    if dump is not None:
-        dump.unlink()
     print_backups(run.results)
     print_restores(run.results)
+
+
+def backup_round(run: Run, backend: Backend, anchors: Anchors, storage: str) -> None:
+    """pg_dump -Fc, then the job, back to back: the two see the same machine."""
+    dump = anchor_dump(run, anchors, FC_BESIDE)
+    anchor_s = None
+    if dump is not None:
+        dump.unlink()
+        anchor_s = run.results.anchors[FC_BESIDE][-1].seconds
+    backup = job(run, backend, "backup", f"backup on {storage}")
+    if backup is not None:
+        backed = Backed(backup, row_of(backend, Backup, backup), anchor_s)
+        run.results.backups.setdefault(storage, []).append(backed)
+        print(
+            f"    manifest duration_s {fmt(backed.wall_s)} s, verify_s {fmt(backup.result.get('verify_s'))} s"
+        )
 
 
 def fresh_worker(
@@ -213,61 +226,6 @@ def row_of(backend: Backend, model: Any, found: JobRun) -> dict[str, Any]:
     if row is None:
         return {}
     return {column.key: getattr(row, column.key) for column in model.__table__.columns}
-
-
-def purge_part(run: Run, backend: Backend) -> None:
-    """5: the API under load, without then during a purge of a million expired keys."""
-    print(f"\n5. The idempotency-key purge at load (load average {load_average()})")
-    # The worker exists before the keys do: its warm-up is a purge, which must find nothing.
-    worker = run.worker or fresh_worker(run, backend, {})
-    base_url, token = start_api(backend)
-    step(f"seeding {run.args.expired_keys} expired and {run.args.live_keys} live keys")
-    token_id = token_id_of(backend, token)
-    print(f"{seed_keys(run.platform_url, token_id, run.args.expired_keys, run.args.live_keys):.1f} s")
-    load = Load(base_url, token, "warm-up")
-    time.sleep(WARM_LOAD_S)  # a fixed window of load, not a wait for an outcome
-    warm = load.stop()
-    step(f"POSTs for {run.args.window:.0f} s without the purge")
-    load = Load(base_url, token, "quiet")
-    time.sleep(run.args.window)
-    quiet = done(load.stop())
-    step("POSTs while the purge runs")
-    load = Load(base_url, token, "purge")
-    purged = worker.run("purge-idempotency-keys", {"batch_size": PURGE_BATCH}, run.args.timeout)
-    busy = done(load.stop())
-    record_purge(run, (warm, quiet, busy), purged)
-
-
-def record_purge(run: Run, windows: tuple[Window, Window, Window], purged: JobRun) -> None:
-    _, quiet, busy = windows
-    if not purged.ok or purged.job is None:
-        run.results.failed("purge-idempotency-keys", purged.error)
-    during = busy
-    if purged.job is not None and purged.job.started_at and purged.job.finished_at:
-        during = busy.between(purged.job.started_at.timestamp(), purged.job.finished_at.timestamp())
-    accepted = sum(len(w.samples) for w in windows)
-    seeded = (run.args.expired_keys, run.args.live_keys)
-    counts = key_counts(run.platform_url)
-    run.results.purge = Purge(quiet, during, purged, counts, run.args.live_keys + accepted, seeded)
-    print_purge(run.results.purge)
-    if counts["seeded live"] != run.args.live_keys:
-        run.results.failed("the purge", "it deleted live keys")
-
-
-def start_api(backend: Backend) -> tuple[str, str]:
-    port = free_port()
-    api = backend.spawn("-m", "jobs.cli", "api", "--workers", "2", "--port", str(port))
-    base_url = f"http://127.0.0.1:{port}"
-    poll(lambda: api_answers(base_url), 1, 60, api, "the API to answer", required=True)
-    return base_url, backend.token("jobs:write", "jobs:read")
-
-
-def token_id_of(backend: Backend, token: str) -> uuid.UUID:
-    with backend.sessions() as session:
-        found = tokens.authenticate(session, token)
-    if found is None:
-        raise BenchError("the token just made does not authenticate")
-    return found.id
 
 
 def step(label: str) -> None:

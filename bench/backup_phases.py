@@ -21,6 +21,11 @@ from tests.services import PG_ADMIN_URL
 
 MB = 1_000_000
 PREFIX = "conveyor_bench_backup"
+USER_TABLES = """
+    SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_%%'
+"""
 
 
 @dataclass
@@ -145,5 +150,12 @@ class Anchors:
         return run_timed(argv, self.folder / "restore.log", self.timeout, "pg_restore --jobs 2")
 
 
-def mb(size: int) -> float:
-    return size / MB
+def count_rows(db_url: str) -> float:
+    """Seconds to count every user table's rows exactly, as the backup job does in the dump's
+    snapshot before pg_dump starts (its manifest records them; the anchors do not count)."""
+    started = time.monotonic()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        tables = conn.execute(USER_TABLES).fetchall()
+        for schema, name in tables:
+            conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name)))
+    return time.monotonic() - started
