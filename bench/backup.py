@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scale", type=int, default=60, help="pgbench scale (60: about 1 GB)")
-    parser.add_argument("--rounds", type=int, default=3, help="backups per storage, each after a pg_dump")
+    parser.add_argument("--rounds", type=int, default=5, help="backups per storage, each after a pg_dump")
     parser.add_argument("--expired-keys", type=int, default=1_000_000, help="expired idempotency keys")
     parser.add_argument("--live-keys", type=int, default=10_000, help="live idempotency keys")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of POSTs without the purge")
