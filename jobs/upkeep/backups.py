@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from jobs.catalogue.maintenance import target_urls
 from jobs.errors import BackupNotFoundError
 from jobs.models import Backup, utcnow
 from jobs.settings import Settings
-from jobs.storage import Storage, StorageError, open_object, parse_url, storage_at
+from jobs.storage import ObjectMissingError, Storage, StorageError, open_object, parse_url, storage_at
 from jobs.upkeep import manifest
 from jobs.upkeep.archives import check_archive, downloaded, restore
 from jobs.upkeep.dumps import Snapshot, exported_snapshot, pg_dump
@@ -71,11 +72,8 @@ def take_backup(
     storage = backup_storage(settings)
     dumped = dump(settings, storage, target, progress)
     started = time.monotonic()
-    try:
+    with removed_on_error(storage, dumped.key):
         error = _check(storage, dumped, settings, progress)
-    except BaseException:
-        _discard(storage, dumped)
-        raise
     verify_s = time.monotonic() - started
     with sessions.begin() as session:
         _record(session, dumped, error, job_id)
@@ -91,9 +89,9 @@ def dump(settings: Settings, storage: Storage, target: str, progress: Progress) 
     database = target_database(settings, target)
     backup_id, started_at = uuid.uuid4(), utcnow()
     key = f"{target}/{started_at:%Y%m%dT%H%M%SZ}-{backup_id}.dump"
-    progress(1, f"Counting the tables of target {target!r} ({database.url}).")
+    progress(1, f"Taking a snapshot of target {target!r} ({database.url}).")
     started = time.monotonic()
-    with exported_snapshot(database) as snapshot:
+    with removed_on_error(storage, key), exported_snapshot(database) as snapshot:
         major = major_of(snapshot.server_version)
         purpose = f"back up server {snapshot.server_version} of target {target!r}"
         tool = find_tool("pg_dump", major, settings.pg_bin_dir, purpose)
@@ -102,12 +100,28 @@ def dump(settings: Settings, storage: Storage, target: str, progress: Progress) 
         def told(size: int) -> None:
             progress(min(69, 5 + size * 64 // expected), f"Dumped {size} bytes of target {target!r}.")
 
-        progress(5, f"Counted {len(snapshot.tables)} tables of target {target!r}; dumping.")
+        progress(5, f"Dumping target {target!r}, and counting its tables alongside.")
         with pg_dump(tool, database, snapshot.snapshot_id, told) as stream:
             info = storage.write(key, stream, content_type="application/octet-stream")
     duration = time.monotonic() - started
     url, sha = storage.url_of(key), stream.hash.hexdigest()
     return Dumped(backup_id, target, key, url, info.size, sha, started_at, utcnow(), duration, snapshot)
+
+
+@contextmanager
+def removed_on_error(storage: Storage, key: str) -> Iterator[None]:
+    """Remove the dump at ``key`` if the block fails (its counts or its check could not be
+    read): no row will name it. A failure to remove it must not hide the first one."""
+    try:
+        yield
+    except BaseException:
+        try:
+            storage.delete(key)
+        except ObjectMissingError:
+            pass
+        except StorageError:
+            log.warning("A failed backup left its object %s behind.", storage.url_of(key), exc_info=True)
+        raise
 
 
 def _check(storage: Storage, dumped: Dumped, settings: Settings, progress: Progress) -> str | None:
@@ -132,14 +146,6 @@ def verification_error(
         if exc.retriable:
             raise
         return str(exc).rstrip(".")
-
-
-def _discard(storage: Storage, dumped: Dumped) -> None:
-    """Remove a stored dump no row will name; a failure here must not hide the first one."""
-    try:
-        storage.delete(dumped.key)
-    except StorageError:
-        log.warning("Backup %s left its object %s behind.", dumped.id, dumped.url, exc_info=True)
 
 
 def _record(session: Session, dumped: Dumped, error: str | None, job_id: uuid.UUID) -> Backup:
