@@ -152,7 +152,7 @@ class Anchors:
 
 def count_rows(db_url: str) -> float:
     """Seconds to count every user table's rows exactly, as the backup job does in the dump's
-    snapshot before pg_dump starts (its manifest records them; the anchors do not count)."""
+    snapshot for its manifest (the anchors do not count): the work the job adds to pg_dump's."""
     started = time.monotonic()
     with psycopg.connect(db_url, autocommit=True) as conn:
         tables = conn.execute(USER_TABLES).fetchall()

@@ -15,7 +15,7 @@ RSS_TARGET_MB = 100
 FC_ALONE = "pg_dump -Fc -f, before the platform started"
 FC_BESIDE = "pg_dump -Fc -f, before each backup job"
 GZIP = "pg_dump | gzip >"
-COUNT = "count(*) of every table (the job's step before pg_dump)"
+COUNT = "count(*) of every table (the job counts them in the dump's snapshot)"
 STORAGES = ("file://", "s3://")
 
 
