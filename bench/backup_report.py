@@ -225,7 +225,7 @@ def print_verdicts(results: Results) -> None:
     for storage in STORAGES:
         found = results.backup_ratio(storage)
         met = found is not None and found <= BACKUP_RATIO
-        print(f"  backup on {storage} <= {BACKUP_RATIO}x pg_dump -Fc ({fmt(found)}x): {verdict(met)}")
+        print(f"  backup on {storage} <= {BACKUP_RATIO}x pg_dump -Fc ({fmt(found, 3)}x): {verdict(met)}")
     for storage in STORAGES:
         runs = [b.run for b in results.backups.get(storage, [])]
         peak = max((r.peak_mb for r in runs), default=None)
