@@ -14,7 +14,7 @@ BACKUP_RATIO = 1.1
 RSS_TARGET_MB = 100
 FC_ALONE = "pg_dump -Fc -f, before the platform started"
 FC_BESIDE = "pg_dump -Fc -f, before each backup job"
-GZIP = "pg_dump | gzip >"
+GZIP = "pg_dump \\| gzip >"  # escaped: the label is a Markdown table cell
 COUNT = "count(*) of every table (the job counts them in the dump's snapshot)"
 STORAGES = ("file://", "s3://")
 
@@ -114,10 +114,9 @@ def print_backups(results: Results) -> None:
     for label, found in results.anchors.items():
         times = [a.seconds for a in found]
         cells = f"{len(found)} | {fmt(median(times))} | {min(times):.2f} | {max(times):.2f}"
-        tail = "| - " * 5
-        print(
-            f"| {label} | {cells} | {ratio(median(times), anchor)} | - | - | {found[-1].size / MB:.1f} {tail}|"
-        )
+        size = f"{found[-1].size / MB:.1f}" if found[-1].size else "-"
+        # No pairing, verification or job for a tool; nor the pool process's memory and CPU.
+        print(f"| {label} | {cells} | {ratio(median(times), anchor)} | - | - | - | {size} {'| - ' * 5}|")
     for storage, backed in results.backups.items():
         print(backup_row(f"backup job, {storage}", backed))
         for failed in (b.run for b in backed if not b.run.ok):
