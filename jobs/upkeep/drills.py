@@ -4,7 +4,7 @@ checked against its manifest, timed, so the recovery time is measured rather tha
 The scratch database is ``CONVEYOR_RESTORE_DRILL_URL`` when set: it must exist and hold no
 tables (a drill never overwrites what someone keeps there), and every schema the drill restored
 into it is dropped afterwards (``public`` is made again, empty). Otherwise the drill creates
-``conveyor_drill_<UTC yyyymmddHHMMSS>`` on the target's own server (its user needs CREATEDB)
+``conveyor_drill_<UTC yyyymmddHHMMSS>_<random>`` on the target's own server (its user needs CREATEDB)
 and drops it afterwards ``WITH (FORCE)``, however the drill ends.
 """
 
@@ -63,6 +63,9 @@ def drill(
             _run(settings, backup, scratch, timings, progress)
     except (UpkeepError, StorageError) as exc:
         timings.error, timings.retriable = str(exc), exc.retriable
+    except psycopg.Error as exc:
+        timings.error = f"The drill's database work failed: {' '.join(str(exc).split())}"
+        timings.retriable = isinstance(exc, psycopg.OperationalError)
     with sessions.begin() as session:
         row = _record(session, backup, job_id, started_at, timings)
     if timings.error is not None:
@@ -141,7 +144,7 @@ def scratch_database(settings: Settings, target: Database) -> Iterator[Database]
         finally:
             _empty(scratch)
         return
-    scratch = target.renamed(f"conveyor_drill_{utcnow():%Y%m%d%H%M%S}")
+    scratch = target.renamed(f"conveyor_drill_{utcnow():%Y%m%d%H%M%S}_{uuid.uuid4().hex[:6]}")
     _create(target, scratch)
     try:
         yield scratch

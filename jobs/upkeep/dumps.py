@@ -50,12 +50,19 @@ def exported_snapshot(database: Database) -> Iterator[Snapshot]:
     ``pg_dump --snapshot``) until the block ends. Its tables are counted in that snapshot on a
     thread of their own while the block runs: the dump does not wait for the counts (a second of
     ``count(*)`` per six million rows), and they are still the dump's own."""
-    with database.connect() as connection, ThreadPoolExecutor(1, thread_name_prefix="counts") as pool:
+    with (
+        database.connect(autocommit=True) as connection,
+        ThreadPoolExecutor(1, thread_name_prefix="counts") as pool,
+    ):
         snapshot = _read_snapshot(connection, database.url)
         counted = pool.submit(_guarded, contents, connection, database.url)
-        yield snapshot
+        try:
+            yield snapshot
+        except BaseException:
+            connection.cancel_safe()  # a stopped or failed dump does not wait for the counts
+            raise
         snapshot.tables, snapshot.migration_head = counted.result()
-        connection.rollback()
+        connection.execute("ROLLBACK")
 
 
 def _guarded(
