@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,7 +113,7 @@ class Backend:
         hostname = name or f"test-{uuid.uuid4().hex[:6]}@%h"
         return self.spawn(
             "-m", "celery", "-A", "workers.app", "worker", "-l", "INFO",
-            "-Q", ",".join(QUEUES), "-c", str(concurrency), "-n", hostname,
+            "-Q", ",".join(QUEUES), "-c", str(concurrency), "-n", hostname, "-O", "fair",
             "--without-mingle", "--without-gossip", **extra_env,
         )  # fmt: skip
 
@@ -167,9 +167,13 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
 
 
 def child_pids(pid: int) -> list[int]:
-    """The direct children of ``pid`` (a Celery worker's pool processes)."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+    """The direct children of ``pid`` (a Celery worker's pool processes), whichever of its
+    threads forked them: billiard's supervisor thread forks the replacements."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with suppress(OSError):
+            found += [int(p) for p in children.read_text().split()]
+    return sorted(found)
 
 
 def auth(token: str, **headers: str) -> dict[str, Any]:
