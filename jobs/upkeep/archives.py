@@ -3,43 +3,33 @@ downloaded to a file, or restored into a database."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 from jobs.storage import Reader, Storage
+from jobs.upkeep.digests import Digest, Told
 from jobs.upkeep.postgres import Database, UpkeepError, tool_failed
 
 CHUNK = 1024 * 1024
-PROGRESS_EVERY_S = 1.0
 WAIT_STEP_S = 1.0
-Told = Callable[[int], None]
-"""Told the count of bytes read so far (or seconds waited), about once a second."""
 
 
-class Reading:
+class Reading(Digest):
     """Read a stored object in chunks, hashing and counting them, telling ``told`` as it goes."""
 
     def __init__(self, reader: Reader, told: Told):
-        self.reader, self.told = reader, told
-        self.hash = hashlib.sha256()
-        self.size = 0
-        self.last_told = time.monotonic()
+        super().__init__(told)
+        self.reader = reader
 
     def chunks(self) -> Iterator[bytes]:
         try:
             while chunk := self.reader.read(CHUNK):
-                self.hash.update(chunk)
-                self.size += len(chunk)
-                if time.monotonic() - self.last_told >= PROGRESS_EVERY_S:
-                    self.last_told = time.monotonic()
-                    self.told(self.size)
-                yield chunk
+                yield self.add(chunk)
         finally:
             self.reader.close()
 
@@ -57,8 +47,8 @@ def check_archive(storage: Storage, key: str, sha256: str, pg_restore: str, told
             _feed(process.stdin, reading.chunks())
         finally:
             returncode = process.wait()
-        if reading.hash.hexdigest() != sha256:
-            return f"its sha256 is {reading.hash.hexdigest()}, not {sha256} as recorded ({reading.size} bytes read)"
+        if reading.sha256 != sha256:
+            return f"its sha256 is {reading.sha256}, not {sha256} as recorded ({reading.size} bytes read)"
         if returncode != 0:
             stderr.seek(0)
             said = " ".join(stderr.read().decode(errors="replace").split())[-600:]
@@ -88,10 +78,8 @@ def download(storage: Storage, key: str, sha256: str, folder: Path, told: Told) 
         with open(descriptor, "wb") as file:
             for chunk in reading.chunks():
                 file.write(chunk)
-        if reading.hash.hexdigest() != sha256:
-            raise UpkeepError(
-                f"{storage.url_of(key)} has sha256 {reading.hash.hexdigest()}, not {sha256} as recorded."
-            )
+        if reading.sha256 != sha256:
+            raise UpkeepError(f"{storage.url_of(key)} has sha256 {reading.sha256}, not {sha256} as recorded.")
     except BaseException:
         path.unlink(missing_ok=True)
         raise

@@ -104,7 +104,7 @@ def dump(settings: Settings, storage: Storage, target: str, progress: Progress) 
         with pg_dump(tool, database, snapshot.snapshot_id, told) as stream:
             info = storage.write(key, stream, content_type="application/octet-stream")
     duration = time.monotonic() - started
-    url, sha = storage.url_of(key), stream.hash.hexdigest()
+    url, sha = storage.url_of(key), stream.sha256
     return Dumped(backup_id, target, key, url, info.size, sha, started_at, utcnow(), duration, snapshot)
 
 

@@ -3,10 +3,8 @@ exact row counts it records are those of the dump itself, and its output streame
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,9 +14,9 @@ from typing import IO, Any, TypeVar
 import psycopg
 from psycopg import sql
 
+from jobs.upkeep.digests import Digest, Told
 from jobs.upkeep.postgres import Database, UpkeepError, connection_failed, server_version, tool_failed
 
-PROGRESS_EVERY_S = 1.0
 # Every table whose rows pg_dump dumps: plain and partitioned ones, outside the system schemas.
 USER_TABLES = """
     SELECT n.nspname, c.relname, c.reltuples::bigint
@@ -28,8 +26,6 @@ USER_TABLES = """
     ORDER BY 1, 2
 """
 T = TypeVar("T")
-Told = Callable[[int], None]
-"""Told the count of bytes streamed so far, at most about once a second."""
 
 
 @dataclass
@@ -111,17 +107,15 @@ def migration_head(connection: psycopg.Connection[Any]) -> str | None:
     return ",".join(heads) or None
 
 
-class DumpStream:
+class DumpStream(Digest):
     """pg_dump's output as ``Storage.write`` reads it, hashed and counted on the way. The end
     of the output is checked before it is told: a pg_dump that failed or was killed raises
     from ``read``, so the storage discards what it was given (``Storage.write`` is
     all-or-nothing) rather than storing a truncated dump."""
 
     def __init__(self, process: subprocess.Popen[bytes], stderr: IO[bytes], url: str, told: Told):
-        self.process, self.stderr, self.url, self.told = process, stderr, url, told
-        self.hash = hashlib.sha256()
-        self.size = 0
-        self.last_told = 0.0
+        super().__init__(told)
+        self.process, self.stderr, self.url = process, stderr, url
 
     def read(self, size: int = -1) -> bytes:
         """A buffered pipe's read gives ``size`` bytes unless the output ended: the transfer
@@ -130,12 +124,7 @@ class DumpStream:
         data = self.process.stdout.read(size)
         if not data:
             self._check_exit()
-        self.hash.update(data)
-        self.size += len(data)
-        if time.monotonic() - self.last_told >= PROGRESS_EVERY_S:
-            self.last_told = time.monotonic()
-            self.told(self.size)
-        return data
+        return self.add(data)
 
     def _check_exit(self) -> None:
         returncode = self.process.wait()
