@@ -16,7 +16,7 @@ class Digest:
         self.told = told
         self.hash = hashlib.sha256()
         self.size = 0
-        self.last_told = time.monotonic()
+        self.last_told = 0.0  # the first bytes are told: a cancel is seen from the start
 
     def add(self, data: bytes) -> bytes:
         """Count and hash ``data``, telling the size so far at most once a second; returns it."""
