@@ -28,6 +28,12 @@ def actor() -> str:
     return f"token:{token.name}:{token.id}"
 
 
+def check_scope(scope: str) -> None:
+    """Refuse (403) a request whose token lacks ``scope``, beyond the one its endpoint needs."""
+    if not tokens.has_scope(current_token(), scope):
+        abort(403, f"This token lacks the {scope!r} scope.")
+
+
 def require(scope: str) -> Callable[[F], F]:
     """Reject the request with 401 without a valid token, 403 without ``scope``."""
 
@@ -35,8 +41,7 @@ def require(scope: str) -> Callable[[F], F]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             g.conveyor_token = _authenticate()
-            if not tokens.has_scope(g.conveyor_token, scope):
-                abort(403, f"This token lacks the {scope!r} scope.")
+            check_scope(scope)
             return view(*args, **kwargs)
 
         return cast(F, wrapper)

@@ -10,13 +10,14 @@ from flask.views import MethodView
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from api.auth import SECURITY, actor, require
+from api.auth import SECURITY, actor, check_scope, require
 from api.idempotent import Outcome, run_once
 from api.pagination import decode_cursor, page
 from api.runtime import runtime
 from api.schemas import JobCreate, JobOut, JobPage, JobQuery
 from api.strict_json import Blueprint
 from jobs import dead_letters, service
+from jobs.catalogue import JOB_TYPES
 from jobs.models import Job
 
 JOB_OUT = JobOut()
@@ -48,7 +49,9 @@ class Jobs(MethodView):
     @blp.arguments(JobCreate())
     @blp.response(202, JobOut)
     def post(self, body: dict[str, Any]) -> Response:
-        """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe."""
+        """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe. The
+        upkeep types need the ``ops`` scope, ``restore-backup`` ``admin``."""
+        _check_type_scope(body["type"])
 
         def submit(db: Session | Connection) -> Outcome:
             job = service.submit(db, runtime().settings, service.Submission(**body))
@@ -85,9 +88,17 @@ class RetryJob(MethodView):
     def post(self, job_id: uuid.UUID) -> dict[str, Any]:
         """Run a dead or cancelled job again from its first attempt."""
         who = actor()
-        return _with_job(
-            job_id, lambda session, jid: dead_letters.retry_job(session, jid, actor=who), write=True
-        ).to_dict()
+
+        def retry(session: Session, jid: uuid.UUID) -> Job:
+            _check_type_scope(service.get(session, jid).type)
+            return dead_letters.retry_job(session, jid, actor=who)
+
+        return _with_job(job_id, retry, write=True).to_dict()
+
+
+def _check_type_scope(job_type: str) -> None:
+    if job_type in JOB_TYPES:
+        check_scope(JOB_TYPES[job_type].scope)
 
 
 def _with_job(job_id: uuid.UUID, operation: Any, *, write: bool = False) -> Job:

@@ -102,6 +102,7 @@ class JobTypeOut(Schema):
     task_name = fields.String()
     queue = fields.String()
     description = fields.String()
+    scope = fields.String(metadata={"description": "the scope a token needs to submit one"})
     payload_schema = fields.Dict()
 
 

@@ -167,6 +167,17 @@ def test_a_restore_puts_the_backup_into_an_existing_database(folder_platform: Pl
     assert not list((folder_platform.settings.data_dir / "restores").iterdir())
 
 
+def test_a_restore_refuses_a_targets_live_database_however_its_url_is_spelled(
+    folder_platform: Platform, target: str
+) -> None:
+    backup_id = folder_platform.run("backup", target="app")["backup_id"]
+    alias = target.replace("127.0.0.1", "localhost")
+    assert alias != target
+
+    with pytest.raises(PermanentError, match="Refusing to restore over the live database of target 'app'"):
+        folder_platform.run("restore-backup", backup_id=backup_id, into=alias)
+
+
 def test_an_unreachable_target_is_retried_naming_its_url(tmp_path: Path) -> None:
     url = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/gone"
     made = platform(tmp_path / "data", CONVEYOR_BACKUP_TARGETS=f"gone={url}")

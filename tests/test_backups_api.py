@@ -85,3 +85,27 @@ def test_the_cli_lists_backups_and_asks_before_a_restore(backend: Backend) -> No
     bad = conveyor(backend, "backups", "verify", "not-an-id")
     assert bad.returncode == 2 and "backup ids are UUIDs" in bad.stderr and "Traceback" not in bad.stderr
     assert conveyor(backend, "backups", "drills").returncode == 0
+
+
+def test_upkeep_job_types_need_their_scope_through_v1_jobs_too(client: FlaskClient, writer: str) -> None:
+    restore = {
+        "type": "restore-backup",
+        "payload": {"backup_id": str(uuid.uuid4()), "into": "postgresql://h/db"},
+    }
+    assert (
+        "lacks the 'admin' scope"
+        in assert_error(client.post("/v1/jobs", json=restore, headers=auth(writer)), 403)["message"]
+    )
+    purge = {"type": "purge-dead-letters", "payload": {}}
+    assert (
+        "lacks the 'ops' scope"
+        in assert_error(client.post("/v1/jobs", json=purge, headers=auth(writer)), 403)["message"]
+    )
+
+
+def test_no_sync_may_write_into_the_backups(backend: Backend, client: FlaskClient, writer: str) -> None:
+    payload = {"source": f"file://{backend.files_root}", "destination": backend.settings.backup_url}
+    body = assert_error(
+        client.post("/v1/jobs", json={"type": "s3-sync", "payload": payload}, headers=auth(writer)), 422
+    )
+    assert "overlaps the platform's backups" in json.dumps(body)

@@ -67,5 +67,6 @@ def describe(job_type: JobType) -> dict[str, Any]:
         "task_name": job_type.task_name,
         "queue": job_type.queue,
         "description": job_type.description,
+        "scope": job_type.scope,
         "payload_schema": payload_json_schema(job_type),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -69,18 +69,28 @@ def check_target(payload: dict[str, Any], settings: Settings) -> None:
 
 
 def same_database(one: str, other: str) -> bool:
-    """Whether two PostgreSQL URLs name one database (host, port and name; not the user)."""
+    """Whether two PostgreSQL URLs name one database by their text (host, port and name; not the
+    user). The restore checks again against the servers themselves (``jobs.upkeep.backups``)."""
     a, b = urlsplit(one), urlsplit(other)
     return (a.hostname, a.port or 5432, a.path.strip("/")) == (b.hostname, b.port or 5432, b.path.strip("/"))
 
 
 def check_restore(payload: dict[str, Any], settings: Settings) -> None:
     into = payload["into"]
-    parts = urlsplit(into)
-    if not parts.scheme.startswith("postgresql") or not parts.path.strip("/"):
+    try:
+        parts = urlsplit(into)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValidationError({"into": [f"Not a URL: {exc}."]}) from None
+    if not parts.scheme.startswith("postgresql") or not parts.path.strip("/") or not parts.hostname:
         raise ValidationError({"into": ["Must be a postgresql://host/database URL."]})
-    if parts.password is not None:
+    query = set(parse_qs(parts.query))
+    if parts.password is not None or query & {"password", "sslpassword"}:
         raise ValidationError({"into": [NO_PASSWORD]})
+    if query & {"host", "hostaddr", "port", "dbname", "service"}:
+        raise ValidationError(
+            {"into": ["Name the host, port and database in the URL itself, not its query."]}
+        )
     live = [name for name, url in target_urls(settings).items() if same_database(url, into)]
     if live:
         raise ValidationError(
@@ -95,6 +105,7 @@ JOB_TYPES = (
         "maintenance",
         PurgeKeysPayload,
         "Forgets idempotency keys past their time to live, `batch_size` per short transaction.",
+        scope="ops",
     ),
     JobType(
         "purge-dead-letters",
@@ -102,6 +113,7 @@ JOB_TYPES = (
         "maintenance",
         PurgeDeadLettersPayload,
         "Deletes dead letters older than CONVEYOR_DEAD_LETTER_RETENTION_DAYS, with an audit entry each.",
+        scope="ops",
     ),
     JobType(
         "backup",
@@ -111,6 +123,7 @@ JOB_TYPES = (
         "Streams `pg_dump --format=custom` of `target` into CONVEYOR_BACKUP_URL, then reads it back "
         "to verify it; only a verified backup counts, and retention runs after one.",
         check_target,
+        scope="ops",
     ),
     JobType(
         "verify-backup",
@@ -118,6 +131,7 @@ JOB_TYPES = (
         "maintenance",
         VerifyPayload,
         "Reads a stored backup back: its sha256 must match and `pg_restore --list` must parse it.",
+        scope="ops",
     ),
     JobType(
         "restore-backup",
@@ -126,6 +140,7 @@ JOB_TYPES = (
         RestorePayload,
         "Restores a backup into the database at `into`, never a target's live database.",
         check_restore,
+        scope="admin",
     ),
     JobType(
         "restore-drill",
@@ -135,5 +150,6 @@ JOB_TYPES = (
         "Restores the newest verified backup of `target` into a scratch database and checks every "
         "table and row count and the migration head; records the measured RTO.",
         check_target,
+        scope="ops",
     ),
 )

@@ -75,8 +75,25 @@ def check_sync(payload: dict[str, Any], settings: Settings) -> None:
             allowed_location(payload[side], settings)
         except InvalidInputError as exc:
             errors[side] = [str(exc)]
+    errors.update(_backups_untouched(payload, settings))
     if errors:
         raise ValidationError(errors)
+
+
+def _backups_untouched(payload: dict[str, Any], settings: Settings) -> dict[str, list[str]]:
+    """No sync writes into CONVEYOR_BACKUP_URL (the manifest would name objects it replaced or
+    deleted) or reads from inside it; a source that holds it, the offsite copy of the whole
+    storage, may."""
+    backups = parse_url(settings.backup_url)
+    source, destination = parse_url(payload["source"]), parse_url(payload["destination"])
+    found = {}
+    if destination.contains(backups) or backups.contains(destination):
+        found["destination"] = ["The destination overlaps the platform's backups (CONVEYOR_BACKUP_URL)."]
+    if backups.contains(source):
+        found["source"] = [
+            "The source lies inside the platform's backups; restore them with `conveyor backups`."
+        ]
+    return found
 
 
 JOB_TYPES = (

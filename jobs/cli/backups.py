@@ -81,15 +81,16 @@ def verify_command(ctx: Context, backup_id: str, wait: bool, timeout: float) -> 
 
 @backups_group.command("restore")
 @click.argument("backup_id")
-@click.option("--into", required=True, help="postgresql://host/database to restore into (no password)")
+@click.option("--into", required=True, help="postgresql://host/database to restore into: empty, no password")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @waiting
 @pass_context
 def restore_command(ctx: Context, backup_id: str, into: str, yes: bool, wait: bool, timeout: float) -> None:
-    """Restore BACKUP_ID into the database at --into, which it overwrites."""
+    """Restore BACKUP_ID into the database at --into, which must exist and should be empty
+    (pg_restore stops at the first object that is already there)."""
     backup = parse_uuid(backup_id, "backup")
     if not yes:
-        _confirm(f"Restore backup {backup} into {into}? Objects there are replaced.")
+        _confirm(f"Restore backup {backup} into {into}?")
     with ctx.sessions.begin() as session:
         job = operations.restore(session, ctx.settings, backup, into, actor())
     finish(ctx.sessions, job, wait, timeout)

@@ -18,6 +18,7 @@ EVERY = re.compile(r"@every\s+(\d+)\s*([smh])")
 UNIT_S = {"s": 1, "m": 60, "h": 3600}
 TICK = timedelta(microseconds=1)
 OFF = "off"
+MAX_EVERY_S = 366 * 24 * 3600
 
 
 class Cadence:
@@ -72,8 +73,8 @@ def parse_cadence(text: str, zone: str = "UTC") -> Cadence | None:
     every = EVERY.fullmatch(text)
     if every:
         seconds = int(every[1]) * UNIT_S[every[2]]
-        if seconds <= 0:
-            raise ValueError("@every needs a period above zero")
+        if not 0 < seconds <= MAX_EVERY_S:
+            raise ValueError("@every needs a period above zero and at most a year")
         return Every(text, seconds)
     try:
         CronSim(text, datetime.now(UTC))

@@ -9,8 +9,9 @@ import os
 from contextlib import suppress
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from jobs.settings import Settings
 
@@ -19,9 +20,14 @@ log = logging.getLogger(__name__)
 LOCK_KEY = 0x436F6E76  # "Conv": one key for every beat of one platform database
 
 
+# TCP keepalives on the lock's connection: a leader cut off from the server loses its lock (and
+# another beat takes over) within about 25 s, not the two hours of the kernel's default.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+
+
 class AdvisoryLock:
     def __init__(self, engine: Engine):
-        self.engine = engine
+        self.engine = create_engine(engine.url, poolclass=NullPool, connect_args=KEEPALIVES)
         self.connection: Connection | None = None
 
     def acquire(self) -> bool:

@@ -56,7 +56,7 @@ class Beat:
         self.lock.release()
 
     def next_due(self) -> datetime | None:
-        if len(self.since) < len(self.active):
+        if not self.active or len(self.since) < len(self.active):
             return None
         return min(s.cadence.after(self.since[s.name]) for s in self.active if s.cadence)
 
@@ -75,13 +75,21 @@ class Beat:
         try:
             with self.db.sessions.begin() as session:
                 self.since = since = baselines(session, [s.name for s in self.active])
-            for schedule in self.active:
-                for slot in due(schedule, since[schedule.name], self.clock(), self.window):
-                    with self.db.sessions.begin() as session:
-                        fire(session, self.db.settings, schedule, slot, self.identity)
-                    since[schedule.name] = slot.at  # fired, by this beat or another, or paused
         except Exception:
-            log.error("Beat could not fire its schedules; it tries again.", exc_info=True)
+            log.error("Beat could not read its schedules; it tries again.", exc_info=True)
+            return
+        for schedule in self.active:
+            try:
+                self.fire_due(schedule, since)
+            except Exception:
+                log.error("Beat could not fire schedule %s; it tries again.", schedule.name, exc_info=True)
+
+    def fire_due(self, schedule: Schedule, since: dict[str, datetime]) -> None:
+        """One schedule's due slots; its failure does not hold back the others."""
+        for slot in due(schedule, since[schedule.name], self.clock(), self.window):
+            with self.db.sessions.begin() as session:
+                fire(session, self.db.settings, schedule, slot, self.identity)
+            since[schedule.name] = slot.at  # fired, by this beat or another, or paused
 
 
 def due(schedule: Schedule, baseline: datetime, now: datetime, window: timedelta) -> list[Slot]:

@@ -30,10 +30,11 @@ class Slot:
     """Why this slot is recorded without a job (the catch-up policy ``skip``)."""
 
 
-def state_of(session: Session, name: str) -> ScheduleState:
-    """The schedule's state row, made on first sight."""
+def state_of(session: Session, name: str, *, lock: bool = False) -> ScheduleState:
+    """The schedule's state row, made on first sight; ``lock`` holds it to the transaction's end,
+    so fires and pauses of one schedule take turns (SQLite's writers always do)."""
     session.execute(insert_unless_present(session, ScheduleState, name=name, paused=False, since=utcnow()))
-    state = session.get(ScheduleState, name, populate_existing=True)
+    state = session.get(ScheduleState, name, populate_existing=True, with_for_update=lock)
     assert state is not None
     return state
 
@@ -61,7 +62,7 @@ def fire(
 ) -> ScheduleRun | None:
     """Record ``slot``'s run and submit its job; None if another beat fired the slot first, or
     the schedule was paused meanwhile."""
-    if slot.trigger != MANUAL and state_of(session, schedule.name).paused:
+    if state_of(session, schedule.name, lock=True).paused and slot.trigger != MANUAL:
         return None
     skipped = slot.skipped or _still_running(session, schedule.name)
     if skipped and slot.trigger == MANUAL:
@@ -76,11 +77,15 @@ def fire(
     if inserted is None:
         return None
     if not skipped:
-        _submit(session, settings, schedule, run_id)
+        _submit(session, settings, schedule, run_id, manual=slot.trigger == MANUAL)
     return session.get(ScheduleRun, run_id)
 
 
-def _submit(session: Session, settings: Settings, schedule: Schedule, run_id: uuid.UUID) -> None:
+def _submit(
+    session: Session, settings: Settings, schedule: Schedule, run_id: uuid.UUID, *, manual: bool
+) -> None:
+    """A job beat cannot submit is recorded on its run (and logged); one an operator asked
+    for is refused to them instead."""
     submission = service.Submission(
         schedule.entry.job_type,
         schedule.payload(settings),
@@ -90,6 +95,8 @@ def _submit(session: Session, settings: Settings, schedule: Schedule, run_id: uu
     try:
         job = service.submit(session, settings, submission)
     except InvalidJobError as exc:
+        if manual:
+            raise
         note = f"its job was refused: {exc} {exc.errors}"
         log.error("Schedule %s fired, but %s", schedule.name, note)
         session.execute(update(ScheduleRun).where(ScheduleRun.id == run_id).values(skipped=note))
@@ -120,8 +127,11 @@ def run_now(session: Session, settings: Settings, schedule: Schedule, actor: str
 
 
 def set_paused(session: Session, schedule: str, paused: bool, actor: str) -> ScheduleState:
-    state = state_of(session, schedule)
-    state.paused, state.changed_by, state.changed_at = paused, actor, utcnow()
+    """Pause or resume; a resume starts the schedule at its next slot (what passed while paused
+    is not caught up). Asking for the state it is in changes nothing."""
+    state = state_of(session, schedule, lock=True)
+    if state.paused != paused:
+        state.paused, state.changed_by, state.changed_at = paused, actor, utcnow()
     return state
 
 

@@ -62,6 +62,8 @@ class LocalStorage(Storage):
             while chunk := stream.read(COPY_CHUNK):
                 with self._mapped(key):
                     _write_all(file, chunk)
+            with self._mapped(key):
+                os.fsync(file.fileno())  # on disk before it is renamed into place and recorded
         return self.stat(key)
 
     @contextmanager

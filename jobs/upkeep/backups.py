@@ -23,7 +23,7 @@ from jobs.storage import ObjectMissingError, Storage, StorageError, open_object,
 from jobs.upkeep import manifest
 from jobs.upkeep.archives import check_archive, downloaded, restore
 from jobs.upkeep.dumps import Snapshot, exported_snapshot, pg_dump
-from jobs.upkeep.postgres import Database, UpkeepError, find_tool
+from jobs.upkeep.postgres import Database, UpkeepError, find_tool, identity
 from jobs.upkeep.retention import Policy, Stored, expired
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ def dump(settings: Settings, storage: Storage, target: str, progress: Progress) 
         major = major_of(snapshot.server_version)
         purpose = f"back up server {snapshot.server_version} of target {target!r}"
         tool = find_tool("pg_dump", major, settings.pg_bin_dir, purpose)
+        find_tool(
+            "pg_restore", major, settings.pg_bin_dir, f"verify {purpose}"
+        )  # before, not after, the dump
         expected = max(snapshot.database_size, 1)
 
         def told(size: int) -> None:
@@ -237,6 +240,19 @@ def counted_backup(sessions: sessionmaker[Session], backup_id: str | uuid.UUID) 
     return backup
 
 
+def refuse_live(settings: Settings, into: Database) -> None:
+    """The catalogue compares URLs as text; here the servers say which database ``into`` is, so
+    a restore never lands on a target's live database however its URL is spelled."""
+    restored = identity(into)
+    for name, url in target_urls(settings).items():
+        try:
+            live = identity(Database.at(url))
+        except UpkeepError:
+            continue  # a target this worker cannot reach is not the database it just reached
+        if live == restored:
+            raise UpkeepError(f"Refusing to restore over the live database of target {name!r} ({into.url}).")
+
+
 def restore_into(
     settings: Settings, sessions: sessionmaker[Session], backup_id: str, into_url: str, progress: Progress
 ) -> dict[str, Any]:
@@ -244,6 +260,7 @@ def restore_into(
     existing database ``into_url``; the downloaded file is removed however it ends."""
     backup = counted_backup(sessions, backup_id)
     into = Database.at(into_url)
+    refuse_live(settings, into)
     purpose = f"restore backup {backup.id} of server {backup.server_version}"
     tool = find_tool("pg_restore", major_of(backup.server_version), settings.pg_bin_dir, purpose)
     storage, key = open_object(backup.url, settings, trusted=True)

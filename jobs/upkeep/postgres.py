@@ -28,6 +28,16 @@ REFUSALS = (
     "no password supplied",
     "invalid",
 )
+# What libpq says when the server or the link went away mid-work: the next attempt may pass.
+PASSING = (
+    "connection to server",
+    "server closed the connection unexpectedly",
+    "terminating connection",
+    "ssl syscall error",
+    "conflict with recovery",
+    "the database system is starting up",
+    "the database system is shutting down",
+)
 VERSION = re.compile(r"\)\s+(\d+)(?:\.(\d+))?")
 
 
@@ -79,6 +89,19 @@ class Database:
             )
         except psycopg.OperationalError as exc:
             raise connection_failed(self.url, str(exc)) from None
+
+
+IDENTITY = (
+    "SELECT pg_postmaster_start_time(), oid, datname FROM pg_database WHERE datname = current_database()"
+)
+
+
+def identity(database: Database) -> tuple[Any, ...]:
+    """Which database this is, however its URL is spelled (an alias, ``localhost`` for
+    ``127.0.0.1``): its server's start time to the microsecond, and its oid and name."""
+    with database.connect() as connection:
+        row = connection.execute(IDENTITY).fetchone()
+    return tuple(row or ())
 
 
 def connection_failed(url: str, said: str) -> UpkeepError:
@@ -138,6 +161,7 @@ def tool_failed(command: str, returncode: int, stderr: str, url: str) -> UpkeepE
     said = " ".join(stderr.split())[-600:] or "no message"
     if returncode < 0:
         return UpkeepError(f"{command} was killed by signal {-returncode} ({url}).", retriable=True)
-    if "connection to server" in said and not any(words in said.lower() for words in REFUSALS):
-        return UpkeepError(f"{command} could not reach {url}: {said}", retriable=True)
+    passing = any(words in said.lower() for words in PASSING)
+    if passing and not any(words in said.lower() for words in REFUSALS):
+        return UpkeepError(f"{command} lost or could not reach {url}: {said}", retriable=True)
     return UpkeepError(f"{command} failed with exit code {returncode} ({url}): {said}")
