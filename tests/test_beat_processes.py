@@ -56,6 +56,10 @@ def test_two_beats_fire_each_slot_exactly_once_and_the_survivor_takes_over(
     stop_process(beats[survivor])
 
     fired = runs(backend)
+    took = (first.fired_at - killed_at).total_seconds()
+    print(
+        f"{kind}: {len(fired)} slots fired over {seconds} s, the survivor's first {took:.2f} s after the kill"
+    )
     assert {pid_of(run) for run in fired if run.fired_at < killed_at} == {leader}
     assert first.fired_at - killed_at <= timedelta(seconds=2 * LOCK_INTERVAL_S)
     gaps = [later.slot - earlier.slot for earlier, later in pairwise(fired)]
