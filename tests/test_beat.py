@@ -34,6 +34,12 @@ def test_a_cron_line_is_read_in_the_beats_time_zone() -> None:
     assert paris.latest(AT) == datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
 
 
+def test_the_last_slot_is_right_across_the_fall_back_to_winter_time() -> None:
+    paris = parse_cadence("30 2 * * *", "Europe/Paris")
+    assert paris is not None
+    assert paris.latest(datetime(2025, 10, 26, 1, 0, tzinfo=UTC)) == datetime(2025, 10, 26, 0, 30, tzinfo=UTC)
+
+
 def test_the_first_friday_of_the_month_and_every_n_seconds() -> None:
     drill, every = parse_cadence("0 3 * * 5#1"), parse_cadence("@every 15s")
     assert drill is not None and every is not None

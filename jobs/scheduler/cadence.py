@@ -57,8 +57,13 @@ class Cron(Cadence):
     zone: str
 
     def latest(self, now: datetime) -> datetime:
+        """Stepped forward from cronsim's reverse answer, which can land a day early around a
+        fall-back to winter time."""
         local = (now + TICK).astimezone(ZoneInfo(self.zone))
-        return next(CronSim(self.text, local, reverse=True)).astimezone(UTC)
+        slot = next(CronSim(self.text, local, reverse=True)).astimezone(UTC)
+        while (following := self.after(slot)) <= now:
+            slot = following
+        return slot
 
     def after(self, slot: datetime) -> datetime:
         local = slot.astimezone(ZoneInfo(self.zone))
