@@ -6,12 +6,16 @@ import json
 import uuid
 from datetime import timedelta
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from jobs.models import AuditEntry, Backup, utcnow
 from tests.api_helpers import assert_error
 from tests.support import Backend, auth, conveyor
+
+# Schedules and backups depend on the database (SQLite, PostgreSQL), not on the broker.
+pytestmark = pytest.mark.parametrize("backend", ["embedded", "redis"], indirect=True)
 
 
 def stored_backup(backend: Backend, *, verified: bool) -> Backup:

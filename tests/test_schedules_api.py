@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
@@ -15,6 +16,10 @@ from tests.api_helpers import assert_error
 from tests.support import Backend, auth, conveyor
 
 PURGE = "purge-idempotency-keys"
+
+
+# Schedules and backups depend on the database (SQLite, PostgreSQL), not on the broker.
+pytestmark = pytest.mark.parametrize("backend", ["embedded", "redis"], indirect=True)
 
 
 def listed(client: FlaskClient, token: str) -> dict[str, dict[str, Any]]:
