@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from api.auth import SECURITY, actor, require
 from api.idempotent import Outcome, run_once
 from api.ops_schemas import BackupCreate, BackupOut, BackupPage, BackupQuery, DrillPage, RestoreRequest
-from api.pagination import decode_cursor, page
+from api.pagination import cursor_of, page
 from api.runtime import runtime
 from api.schemas import JobOut, PageQuery
 from api.strict_json import Blueprint
@@ -53,7 +53,7 @@ class Backups(MethodView):
     @blp.response(200, BackupPage)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """The manifest, newest first: verified and unverified backups (only verified ones count)."""
-        before = decode_cursor(query["cursor"]) if "cursor" in query else None
+        before = cursor_of(query)
         with runtime().sessions() as session:
             found = manifest.list_backups(session, query["limit"], before, query.get("target"))
         return page([_backup(b) for b in found], query["limit"], at="started_at")
@@ -111,7 +111,7 @@ class Drills(MethodView):
     @blp.response(200, DrillPage)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Every drill, newest first: its measured RTO, the backup's age, and the first mismatch."""
-        before = decode_cursor(query["cursor"]) if "cursor" in query else None
+        before = cursor_of(query)
         with runtime().sessions() as session:
             found = manifest.list_drills(session, query["limit"], before)
         return page([_columns(d) for d in found], query["limit"], at="started_at")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.auth import SECURITY, actor, require
 from api.errors import abort
 from api.idempotent import Outcome, run_once
-from api.pagination import decode_cursor, page
+from api.pagination import cursor_of, page
 from api.runtime import runtime
 from api.schemas import (
     BulkRequeue,
@@ -52,7 +52,7 @@ class DeadLetters(MethodView):
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List dead letters, most recent failure first."""
         flt = filter_from(query, state=query["state"])
-        before = decode_cursor(query["cursor"]) if "cursor" in query else None
+        before = cursor_of(query)
         with runtime().sessions() as session:
             found = dead_letters.list_dead_letters(session, flt, query["limit"], before)
             items = dead_letters.views(session, found)

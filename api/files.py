@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from api.auth import SECURITY, require
 from api.errors import abort
 from api.idempotent import KeyKeeper, Outcome, run_once
-from api.pagination import decode_cursor, page
+from api.pagination import cursor_of, page
 from api.runtime import runtime
 from api.schemas import FileOut, FilePage, FileUpload, PageQuery
 from api.strict_json import Blueprint
@@ -59,7 +59,7 @@ class Files(MethodView):
     @blp.response(200, FilePage)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List files, newest first, one page at a time."""
-        before = decode_cursor(query["cursor"]) if "cursor" in query else None
+        before = cursor_of(query)
         with runtime().sessions() as session:
             found = files.list_files(session, query["limit"], before)
         return page([row.to_dict() for row in found], query["limit"], at="created_at")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, actor, check_scope, require
 from api.idempotent import Outcome, run_once
-from api.pagination import decode_cursor, page
+from api.pagination import cursor_of, page
 from api.runtime import runtime
 from api.schemas import JobCreate, JobOut, JobPage, JobQuery
 from api.strict_json import Blueprint
@@ -33,7 +33,7 @@ class Jobs(MethodView):
     @blp.response(200, JobPage)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """List jobs, newest first, one page at a time."""
-        before = decode_cursor(query["cursor"]) if "cursor" in query else None
+        before = cursor_of(query)
         with runtime().sessions() as session:
             found = service.list_jobs(
                 session,

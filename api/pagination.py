@@ -32,6 +32,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         abort(400, "The cursor is not valid; pass back next_cursor from a previous page.")
 
 
+def cursor_of(query: dict[str, Any]) -> tuple[datetime, uuid.UUID] | None:
+    """The position a list query's ``cursor`` names, or None for the first page."""
+    return decode_cursor(query["cursor"]) if "cursor" in query else None
+
+
 # A page stops early rather than grow past this much JSON (500 jobs of 1 MB payloads would be
 # half a gigabyte); its next_cursor then continues where it stopped.
 MAX_PAGE_BYTES = 4 * 1024 * 1024
