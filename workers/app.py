@@ -15,6 +15,7 @@ from jobs.observability import start_process
 from jobs.settings import Settings
 from tasks import HANDLERS
 from workers.base import JobTask, Runtime
+from workers.termination import end_at_once_while_a_job_runs
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -36,6 +37,7 @@ def make_celery(settings: Settings) -> Celery:
         app.register_task(type(f"{job_type.name.title()}Task", (JobTask,), attrs)())
     _declare_dead_letter_queues_on_start(app, settings)
     signals.worker_process_init.connect(lambda **_: runtime.after_fork(), weak=False)
+    end_at_once_while_a_job_runs()
     return app
 
 
