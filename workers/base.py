@@ -28,7 +28,8 @@ from jobs.storage import Storage, StorageError
 from jobs.storage.inputs import resolve_input
 from tasks import Handler
 from tasks.context import JobContext
-from tasks.errors import JobCancelledError, PermanentError, RetryableError
+from tasks.errors import FanOut, JobCancelledError, PermanentError, RetryableError
+from workers import families
 from workers.dead_letters import DeadLettered, SentBack, failure_info, pool_process
 from workers.heartbeat import Heartbeat
 
@@ -125,12 +126,16 @@ class JobTask(Task):
                 job_id=jid,
                 attempt=claim.attempts,
                 delivery=claim.deliveries,
-                report=lambda p, m: self._report(jid, token, p, m) or held.should_stop(),
+                report=lambda p, m: self._report(jid, claim, p, m) or held.should_stop(),
                 settings=self.runtime.settings,
                 resolve=self._resolve,
                 sessions=self.runtime.sessions,
+                children=lambda: families.children(self.runtime.sessions, jid),
             )
-            self._run_handler(jid, claim, token, ctx)
+            try:
+                self._run_handler(jid, claim, token, ctx)
+            finally:
+                families.release_parent(self.runtime.sessions, claim.causation_id)
 
     def _run_handler(self, jid: uuid.UUID, claim: service.Claim, token: str, ctx: JobContext) -> None:
         """Run the handler and record its outcome under the claim ``token``."""
@@ -138,6 +143,9 @@ class JobTask(Task):
         try:
             loaded = validate_payload(self.job_type, claim.payload, self.runtime.settings)
             result = self.handler(loaded, ctx)
+        except FanOut as fan_out:
+            wanted = fan_out.children
+            self._record(jid, lambda s: families.fan_out(s, self.runtime.settings, jid, token, wanted))
         except JobCancelledError:
             self._record(
                 jid, lambda s: service.mark_cancelled(s, service.get(s, jid, for_update=True), token)
@@ -225,9 +233,11 @@ class JobTask(Task):
         with self.runtime.sessions() as session:
             return resolve_input(ref, self.runtime.settings, session)
 
-    def _report(self, job_id: uuid.UUID, token: str, percent: int, message: str | None) -> bool:
+    def _report(self, job_id: uuid.UUID, claim: service.Claim, percent: int, message: str | None) -> bool:
         with self.runtime.sessions.begin() as session:
-            return service.report_progress(session, job_id, token, percent, message)
+            stop = service.report_progress(session, job_id, claim.claim_token or "", percent, message)
+            service.update_parent_progress(session, claim.causation_id)
+            return stop
 
     def _record(self, job_id: uuid.UUID, change: Any, scope: Any = None) -> None:
         """Run ``change`` in ``scope`` (a session transaction unless given); with the database

@@ -17,6 +17,8 @@ class JobState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"
+    WAITING = "waiting"
+    """For the child jobs it fanned out (``jobs.service.families``); no worker holds it."""
     SUCCEEDED = "succeeded"
     DEAD = "dead"
     CANCELLED = "cancelled"
@@ -38,6 +40,7 @@ class Job(Base):
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_type_created", "type", "created_at"),
+        Index("ix_jobs_causation", "causation_id", "state"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -2,7 +2,8 @@
 
 A running job whose worker vanished (its lease ran out) and a waiting job no worker claimed for
 ``CONVEYOR_REPUBLISH_AFTER_S`` (a broker that lost its message) each get a new dispatch; a job lost
-too often is dead-lettered instead. On the embedded broker the sweep also drops event and reply
+too often is dead-lettered instead. A parent job still waiting for children that have all
+finished (one cancelled by hand, or dead-lettered here) is queued to join them. On the embedded broker the sweep also drops event and reply
 queues nobody consumes any more.
 """
 
@@ -55,12 +56,15 @@ def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
         unclaimed = service.unclaimed_jobs(session, timedelta(seconds=settings.republish_after_s))
         for job in unclaimed:
             service.send_again(session, job)
+        released = service.release_finished_families(session)
     if settings.is_embedded_broker:
         _sweep_folders(settings)
     if recovered:
         log.warning("Recovered %d running jobs whose worker was lost.", recovered)
     if unclaimed:
         log.warning("Sent %d waiting jobs again: no worker claimed them in time.", len(unclaimed))
+    if released:
+        log.warning("Queued %d parent jobs whose children had all finished.", released)
 
 
 def _sweep_folders(settings: Settings) -> None:

@@ -17,6 +17,13 @@ from jobs.service.claims import (
     renew_lease,
     settle_claim,
 )
+from jobs.service.families import (
+    children_of,
+    release_finished_families,
+    release_parent_of,
+    update_parent_progress,
+    wait_for_children,
+)
 from jobs.service.queries import (
     get,
     is_cancel_requested,
@@ -50,6 +57,7 @@ __all__ = [
     "Submission",
     "backoff_ms",
     "cancel",
+    "children_of",
     "get",
     "holds_live_lease",
     "is_cancel_requested",
@@ -63,7 +71,9 @@ __all__ = [
     "mark_succeeded",
     "record_failure",
     "recover_lost",
+    "release_finished_families",
     "release_lease",
+    "release_parent_of",
     "renew_lease",
     "report_progress",
     "requeue",
@@ -73,4 +83,6 @@ __all__ = [
     "submit",
     "unclaimed_jobs",
     "unfinished_job",
+    "update_parent_progress",
+    "wait_for_children",
 ]

@@ -44,6 +44,7 @@ class Claim:
     error_type: str | None
     error_message: str | None
     claim_token: str | None
+    causation_id: str | None
 
     @classmethod
     def of(cls, row: Any) -> Claim:

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from jobs import messages
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_BY_HAND = frozenset({JobState.DEAD, JobState.CANCELLED})
 CLAIMABLE = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.RUNNING})
+UNFINISHED = [JobState.QUEUED, JobState.RUNNING, JobState.RETRYING, JobState.WAITING]
 
 
 def send_again(session: Session, job: Job) -> None:
@@ -104,16 +105,30 @@ def backoff_ms(settings: Settings, attempts: int) -> int:
 
 
 def cancel(session: Session, job_id: uuid.UUID) -> Job:
-    """Cancel a waiting job at once; ask a running one to stop at its next check."""
+    """Cancel a waiting job at once; ask a running one to stop at its next check. A parent
+    waiting for its children takes those that have not started with it."""
     job = get(session, job_id, for_update=True)
     if job.state in FINISHED_STATES:
         raise ConflictError(f"Job {job_id} is already {job.state}.")
+    if job.state == JobState.WAITING:
+        _cancel_children(session, job.id)
     if job.state == JobState.RUNNING:
         job.cancel_requested = True
     else:
         finish(job, JobState.CANCELLED)
         session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
     return job
+
+
+def _cancel_children(session: Session, parent_id: uuid.UUID) -> None:
+    """Children that have not started are cancelled; running ones are asked to stop."""
+    children = select(Job).where(Job.causation_id == str(parent_id), Job.state.in_(UNFINISHED))
+    for child in session.scalars(children.with_for_update()):
+        if child.state == JobState.RUNNING:
+            child.cancel_requested = True
+        else:
+            finish(child, JobState.CANCELLED)
+            session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == child.id))
 
 
 def retry(session: Session, job_id: uuid.UUID) -> Job:
