@@ -148,6 +148,9 @@ class Settings:
     backup_keep_monthly: int = 6
     restore_drill_url: str = ""
     pg_bin_dir: str = ""
+    ocr_fanout_pages: int = 4
+    ocr_page_timeout_s: int = 300
+    ocr_max_pixels: int = 100_000_000
 
     @property
     def is_embedded_broker(self) -> bool:
@@ -217,6 +220,9 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "backup_keep_monthly": ("CONVEYOR_BACKUP_KEEP_MONTHLY", _positive_int),
     "restore_drill_url": ("CONVEYOR_RESTORE_DRILL_URL", _database_url),
     "pg_bin_dir": ("CONVEYOR_PG_BIN_DIR", _str),
+    "ocr_fanout_pages": ("CONVEYOR_OCR_FANOUT_PAGES", _positive_int),
+    "ocr_page_timeout_s": ("CONVEYOR_OCR_PAGE_TIMEOUT_S", _positive_int),
+    "ocr_max_pixels": ("CONVEYOR_OCR_MAX_PIXELS", _positive_int),
 }
 SCHEDULE_PREFIX = "CONVEYOR_SCHEDULE_"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tasks import backups, diagnostics, maintenance, s3_sync
+from tasks import backups, diagnostics, maintenance, ocr, s3_sync
 from tasks.context import JobContext
 
 Handler = Callable[[dict[str, Any], JobContext], Any]
@@ -22,4 +22,6 @@ HANDLERS: dict[str, Handler] = {
     "verify-backup": backups.verify_backup,
     "restore-backup": backups.restore_backup,
     "restore-drill": backups.drill_restore,
+    "ocr": ocr.recognise_document,
+    "ocr-pages": ocr.recognise_pages,
 }

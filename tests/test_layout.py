@@ -1,8 +1,8 @@
 """The layout's rules, read from the source: imports go one way, and no piece grows too big.
 
 ``api → jobs ← workers → tasks``: the core imports none of the others but the schedule's data,
-handlers see only the catalogue, the settings, storage and the upkeep of the platform's own
-data, and nothing imports the API or the workers (processes are started by module path).
+handlers see only the catalogue, the settings, storage and the files kept there, the job
+states (a parent reads its children's) and the upkeep of the platform's own data, and nothing imports the API or the workers (processes are started by module path).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ ALLOWED = {
     "api": ("jobs",),
     "jobs": ("schedules",),
     "workers": ("jobs", "tasks", "schedules"),
-    "tasks": ("jobs.catalogue", "jobs.settings", "jobs.storage", "jobs.upkeep"),
+    "tasks": ("jobs.catalogue", "jobs.settings", "jobs.storage", "jobs.files", "jobs.models", "jobs.upkeep"),
     "schedules": (),
 }
 

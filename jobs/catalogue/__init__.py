@@ -13,7 +13,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from jobs.catalogue import diagnostics, maintenance, storage
+from jobs.catalogue import diagnostics, maintenance, ocr, storage
 from jobs.catalogue.base import JobType
 from jobs.errors import InvalidJobError
 from jobs.settings import Settings
@@ -21,7 +21,7 @@ from jobs.settings import Settings
 __all__ = ["JOB_TYPES", "TYPE_OF_TASK", "JobType", "describe", "payload_json_schema", "validate_payload"]
 
 JOB_TYPES: dict[str, JobType] = {
-    jt.name: jt for jt in (*diagnostics.JOB_TYPES, *storage.JOB_TYPES, *maintenance.JOB_TYPES)
+    jt.name: jt for jt in (*diagnostics.JOB_TYPES, *storage.JOB_TYPES, *maintenance.JOB_TYPES, *ocr.JOB_TYPES)
 }
 TYPE_OF_TASK = {jt.task_name: jt.name for jt in JOB_TYPES.values()}
 
@@ -69,4 +69,5 @@ def describe(job_type: JobType) -> dict[str, Any]:
         "description": job_type.description,
         "scope": job_type.scope,
         "payload_schema": payload_json_schema(job_type),
+        **({"languages": sorted(ocr.installed_languages())} if job_type.queue == "ocr" else {}),
     }

@@ -25,7 +25,7 @@ class InputRef(fields.Dict):
         if set(loaded) == {"file"}:
             return {"file": str(_file_id(loaded["file"]))}
         if set(loaded) == {"url"} and isinstance(loaded["url"], str):
-            return {"url": _object_url(loaded["url"])}
+            return {"url": object_url(loaded["url"])}
         raise ValidationError(f"Must be exactly one of {INPUT_DESCRIPTION}")
 
 
@@ -36,7 +36,7 @@ def _file_id(value: Any) -> uuid.UUID:
         raise ValidationError(f"{value!r} is not a file id (a UUID).") from None
 
 
-def _object_url(url: str) -> str:
+def object_url(url: str) -> str:
     try:
         split_object(url)
     except InvalidInputError as exc:

@@ -1,0 +1,135 @@
+"""OCR job types: ``ocr`` turns a scan or a PDF into text, word boxes and a searchable PDF;
+``ocr-pages`` is one of its child jobs, a range of its pages, which only an ``ocr`` job submits.
+
+The languages a payload names are checked against the packs tesseract has here: the API and
+the workers run one image (``deploy/``), and the worker checks again before it starts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from jobs.catalogue.base import JobType
+from jobs.catalogue.inputs import object_url
+from jobs.settings import Settings
+
+# 0 is orientation detection only and 2 is not implemented by tesseract: neither gives text.
+PAGE_SEGMENTATION_MODES = (1, *range(3, 14))
+MAX_LANGUAGES = 8
+LANGUAGES_CACHE_S = 60.0
+TESSERACT = "tesseract"
+
+
+class OcrPayload(Schema):
+    file = fields.UUID(load_default=None, metadata={"description": "An uploaded file's id."})
+    url = fields.String(
+        load_default=None,
+        validate=object_url,
+        metadata={"description": "Or an object's s3:// or file:// URL."},
+    )
+    languages = fields.List(
+        fields.String(validate=validate.Regexp(r"^[A-Za-z_]{3,32}$")),
+        load_default=lambda: ["eng"],
+        validate=validate.Length(min=1, max=MAX_LANGUAGES),
+        metadata={"description": "tesseract language packs, all used on every page", "example": ["eng"]},
+    )
+    psm = fields.Integer(
+        load_default=3,
+        validate=validate.OneOf(PAGE_SEGMENTATION_MODES),
+        metadata={"description": "tesseract's page segmentation mode (3: fully automatic)"},
+    )
+    dpi = fields.Integer(load_default=300, validate=validate.Range(min=72, max=600))
+    force_ocr = fields.Boolean(
+        load_default=False, metadata={"description": "OCR pages that have a text layer"}
+    )
+    password = fields.String(
+        load_default=None, validate=validate.Length(max=1024), metadata={"description": "An encrypted PDF's."}
+    )
+
+    @post_load
+    def _as_json(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {name: str(value) if isinstance(value, uuid.UUID) else value for name, value in data.items()}
+
+    @validates_schema
+    def _one_input(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("file") is None) == (data.get("url") is None):
+            raise ValidationError("Give exactly one of file (an uploaded file's id) or url.", "file")
+
+
+class OcrPagesPayload(OcrPayload):
+    parent = fields.UUID(required=True, metadata={"description": "The ocr job this range belongs to."})
+    first_page = fields.Integer(required=True, validate=validate.Range(min=1))
+    last_page = fields.Integer(required=True, validate=validate.Range(min=1))
+
+    @validates_schema
+    def _range(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("last_page", 0) < data.get("first_page", 0):
+            raise ValidationError("Must not come before first_page.", "last_page")
+
+
+class _Installed:
+    languages: frozenset[str] = frozenset()
+    read_at = -LANGUAGES_CACHE_S
+
+
+def installed_languages() -> frozenset[str]:
+    """tesseract's language packs here (read again after a minute: a pack may be added); empty
+    when tesseract is not installed."""
+    if time.monotonic() - _Installed.read_at > LANGUAGES_CACHE_S:
+        _Installed.languages = _list_languages()
+        _Installed.read_at = time.monotonic()
+    return _Installed.languages
+
+
+def _list_languages() -> frozenset[str]:
+    if shutil.which(TESSERACT) is None:
+        return frozenset()
+    try:
+        listed = subprocess.run([TESSERACT, "--list-langs"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(line.strip() for line in listed.stdout.splitlines()[1:] if line.strip()) - {"osd"}
+
+
+def check_languages(payload: dict[str, Any], settings: Settings) -> None:
+    installed = installed_languages()
+    missing = [name for name in payload["languages"] if name not in installed]
+    if not installed:
+        raise ValidationError({"languages": ["tesseract is not installed here, so no language can be read."]})
+    if missing:
+        raise ValidationError(
+            {
+                "languages": [
+                    f"No language pack for {', '.join(missing)}; installed: {', '.join(sorted(installed))}."
+                ]
+            }
+        )
+
+
+JOB_TYPES = (
+    JobType(
+        name="ocr",
+        task_name="conveyor.ocr.recognise_document",
+        queue="ocr",
+        schema=OcrPayload,
+        description=(
+            "Recognise the text of a PNG, JPEG, TIFF or PDF: plain text, word boxes (TSV) and a "
+            "searchable PDF, written to storage as files. Long documents fan out into ocr-pages jobs."
+        ),
+        check=check_languages,
+    ),
+    JobType(
+        name="ocr-pages",
+        task_name="conveyor.ocr.recognise_pages",
+        queue="ocr",
+        schema=OcrPagesPayload,
+        description="A range of an ocr job's pages; submitted by the ocr job, which joins them.",
+        check=check_languages,
+    ),
+)
