@@ -11,6 +11,7 @@ from api.auth import SECURITY, require
 from api.schemas import JobTypeOut
 from api.strict_json import Blueprint
 from jobs.catalogue import JOB_TYPES, JobType, describe, payload_json_schema
+from jobs.catalogue.ocr import installed_languages
 
 blp = Blueprint("job-types", __name__, url_prefix="/v1/job-types", description="Job types.")
 
@@ -45,5 +46,10 @@ class JobTypes(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(200, JobTypeOut(many=True))
     def get(self) -> list[dict[str, Any]]:
-        """List the job types this deployment accepts."""
-        return CATALOGUE
+        """List the job types this deployment accepts; the OCR types with the language packs
+        installed now (a pack added shows within a minute)."""
+        return [_with_languages(item) for item in CATALOGUE]
+
+
+def _with_languages(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "languages": sorted(installed_languages())} if "languages" in item else item

@@ -104,6 +104,9 @@ class JobTypeOut(Schema):
     description = fields.String()
     scope = fields.String(metadata={"description": "the scope a token needs to submit one"})
     payload_schema = fields.Dict()
+    languages = fields.List(
+        fields.String(), metadata={"description": "ocr types: the language packs installed"}
+    )
 
 
 class DeadLetterQuery(PageQuery):
