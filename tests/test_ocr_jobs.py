@@ -47,10 +47,12 @@ def test_a_long_document_fans_out_into_page_ranges_that_join(
         ("ocr-pages", "succeeded", 4, 6),
     ]
     assert all(c.causation_id == job_id and c.queue == "ocr" for c in ranges)
-    assert job.result["pages"] == 6 and job.progress == 100
-    assert character_error_rate(stored_text(backend, job.result).decode(), " ".join(texts)) < MAX_ERROR_RATE
+    result: dict[str, Any] = job.result or {}
+    assert result["pages"] == 6 and job.progress == 100
+    assert 0 < result["peak_rss_mb"]["worker"] < 300 and result["peak_rss_mb"]["tesseract"] > 0
+    assert character_error_rate(stored_text(backend, result).decode(), " ".join(texts)) < MAX_ERROR_RATE
     shown = client.get(f"/v1/jobs/{job_id}", headers=auth(writer)).get_json()
-    assert shown["result"]["outputs"]["pdf"]["file"] == job.result["outputs"]["pdf"]["file"]
+    assert shown["result"]["outputs"]["pdf"]["file"] == result["outputs"]["pdf"]["file"]
 
 
 @pytest.mark.parametrize("backend", ON, indirect=True)
@@ -96,15 +98,12 @@ def test_cancelling_the_parent_cancels_the_ranges_not_started(
     assert response.status_code == 200, response.get_json()
 
     assert backend.job(job_id).state == "cancelled"
-    settled = wait_until(
-        lambda: (
-            (found := children(backend, job_id))
-            and all(c.state in ("succeeded", "cancelled") for c in found)
-            and found
-        ),
-        60,
-        "every range to stop",
-    )
+
+    def stopped() -> list[Job]:
+        found = children(backend, job_id)
+        return found if found and all(c.state in ("succeeded", "cancelled") for c in found) else []
+
+    settled = wait_until(stopped, 60, "every range to stop")
     never_started = [c for c in settled if c.state == "cancelled" and c.started_at is None]
     assert len(settled) == 8 and len(never_started) >= 5
 

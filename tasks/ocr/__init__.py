@@ -8,6 +8,7 @@ Pages are recognised one at a time: one page's image is in memory, however long 
 from __future__ import annotations
 
 import math
+import resource
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -49,7 +50,14 @@ def recognise_pages(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     with _opened(payload, ctx) as document:
         pages = PageStore(ctx.settings, payload["parent"])
         summaries = _recognise(document, payload, ctx, pages, payload["first_page"], payload["last_page"])
-    return {"kind": document.kind, "pages": summaries}
+    return {"kind": document.kind, "pages": summaries, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """This pool process's peak resident memory so far, and its biggest tesseract's."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tesseract = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"worker": round(own, 1), "tesseract": round(tesseract, 1)}
 
 
 def ranges(total: int, limit: int) -> list[tuple[int, int]]:
@@ -144,7 +152,9 @@ def _join_children(payload: dict[str, Any], ctx: JobContext, children: list[Chil
     if dead:
         raise PermanentError(_failed_ranges(dead, pages.url))
     summaries = [summary for child in children for summary in child.result["pages"]]
-    return _finish(ctx, pages, summaries, children[0].result["kind"])
+    finished = _finish(ctx, pages, summaries, children[0].result["kind"])
+    peaks = [child.result["peak_rss_mb"] for child in children] + [finished["peak_rss_mb"]]
+    return {**finished, "peak_rss_mb": {name: max(peak[name] for peak in peaks) for name in peaks[0]}}
 
 
 def _failed_ranges(dead: list[Child], kept: str) -> str:
@@ -160,7 +170,13 @@ def _finish(ctx: JobContext, pages: PageStore, summaries: list[dict[str, Any]], 
     with tempfile.TemporaryDirectory(prefix="conveyor-join-") as folder:
         joined = join(pages, [summary["page"] for summary in summaries], Path(folder))
         outputs = store_outputs(ctx.settings, ctx.sessions, joined, f"ocr-{ctx.job_id}")
-    return {"kind": kind, "outputs": outputs, "pages_url": pages.url, **totals(summaries)}
+    return {
+        "kind": kind,
+        "outputs": outputs,
+        "pages_url": pages.url,
+        **totals(summaries),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def totals(summaries: list[dict[str, Any]]) -> dict[str, Any]:
