@@ -17,6 +17,7 @@ wait_for() {
 
 need_pkg python3-venv || true
 need_pkg tesseract-ocr
+need_pkg fonts-dejavu-core  # the OCR tests render their pages' text with it
 need_pkg postgresql-client
 need_pkg docker-compose  # v1, only to parse and check docker-compose.yml (no engine here)
 need_pkg rclone          # the anchor bench/s3_sync.py compares with

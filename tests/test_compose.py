@@ -120,10 +120,21 @@ def test_the_compose_stack_has_no_default_s3_credentials() -> None:
 
 def test_the_app_waits_for_its_bucket_and_keeps_files_in_s3(services: dict) -> None:
     assert "s3data:/data" in services["seaweedfs"]["volumes"]
-    for name in ("api", "worker", "worker-long", "beat", "relay"):
+    for name in ("api", "worker", "worker-long", "ocr-worker", "beat", "relay"):
         condition = _dependencies(services[name])["storage-init"]["condition"]
         assert condition == "service_completed_successfully", name
     assert services["api"]["environment"]["CONVEYOR_STORAGE_URL"].startswith("s3://")
+
+
+def test_ocr_has_workers_of_its_own_and_the_image_its_language_packs(services: dict) -> None:
+    def argv(name: str) -> list[str]:
+        command = services[name]["command"]
+        return shlex.split(command) if isinstance(command, str) else list(command)
+
+    assert argv("ocr-worker") == ["conveyor", "worker", "--queues", "ocr"]
+    assert "ocr" not in argv("worker-long")[-1].split(",")
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert all(f"tesseract-ocr-{pack}" in dockerfile for pack in ("eng", "deu", "chi-sim"))
 
 
 def test_the_image_has_the_pg_dump_of_the_stacks_postgresql_major() -> None:

@@ -48,7 +48,8 @@ def api(ctx: Context, workers: int, threads: int, port: int | None) -> None:
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(queues: str, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker (extra arguments go to celery). A worker that serves only long-job
-    queues reserves one message per process (prefetch 1), so none waits behind a long job."""
+    queues reserves one message per process (prefetch 1), so none waits behind a long job; one
+    that serves only ``ocr`` runs a process per core unless told (tesseract is CPU-bound)."""
     chosen = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(QUEUES))
     if unknown or not chosen:
@@ -58,7 +59,10 @@ def worker(queues: str, celery_args: tuple[str, ...]) -> None:
     argv = [*CELERY, "worker", "-l", "INFO", "-Q", ",".join(chosen), "-O", "fair"]
     if set(chosen) <= set(LONG_QUEUES):
         argv += ["--prefetch-multiplier", "1"]
-    if not {"-n", "--hostname"} & {arg.split("=")[0] for arg in celery_args}:
+    given = {arg.split("=")[0] for arg in celery_args}
+    if chosen == ["ocr"] and not {"-c", "--concurrency"} & given:
+        argv += ["--concurrency", str(os.cpu_count() or 1)]
+    if not {"-n", "--hostname"} & given:
         # Two workers on one host need two names: RabbitMQ lets one consumer hold a control queue.
         argv += ["-n", f"{'-'.join(chosen)}@%h"]
     _exec([*argv, *celery_args])
