@@ -23,8 +23,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Tests wait on workers and timers far more than they compute: three at a time on two cores.
+TEST_WORKERS ?= 3
+
 test: lint typecheck
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS)
 
 bench: install
 	$(PY) bench/throughput.py
