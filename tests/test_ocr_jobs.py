@@ -4,6 +4,7 @@ range alone. On the embedded backend and one real broker (OCR does not depend on
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.api_helpers import assert_error
 from tests.capture_helpers import dead_letter_of_job
 from tests.ocr_documents import character_error_rate, pages_with_text, save_pdf, with_giant_page
 from tests.ocr_helpers import stored_text, uploaded
-from tests.support import Backend, auth, submit, wait_until
+from tests.support import Backend, auth, conveyor, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 ON = ["embedded", "redis"]
@@ -125,3 +126,22 @@ def test_languages_are_checked_against_the_installed_packs(client: FlaskClient, 
 
 def _missing_pack() -> dict[str, Any]:
     return {"file": str(uuid.uuid4()), "languages": ["eng", "klingon"]}
+
+
+def test_an_operator_uploads_a_scan_and_waits_for_its_text(embedded: Backend, tmp_path: Path) -> None:
+    embedded.start_worker()
+    embedded.start_relay()
+    images, texts = pages_with_text(2, seed=14)
+    scan = save_pdf(images, tmp_path / "scan.pdf")
+
+    file_id = conveyor(embedded, "files", "upload", str(scan)).stdout.strip()
+    payload = json.dumps({"file": file_id, "languages": ["eng"]})
+    done = conveyor(embedded, "submit", "ocr", "--payload", payload, "--wait", "--timeout", "120")
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert (job["state"], job["result"]["pages"]) == ("succeeded", 2)
+
+    text = tmp_path / "scan.txt"
+    got = conveyor(embedded, "files", "download", job["result"]["outputs"]["text"]["file"], "-o", str(text))
+    assert got.returncode == 0, got.stderr
+    assert character_error_rate(text.read_text(), " ".join(texts)) < MAX_ERROR_RATE
