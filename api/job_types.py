@@ -25,7 +25,7 @@ def describe_submission(spec: APISpec) -> None:
     base = spec.components.schemas["JobCreate"]
     common = {name: value for name, value in base["properties"].items() if name not in ("type", "payload")}
     spec.components.schemas["JobCreate"] = {
-        "anyOf": [_submission_of(jt, common) for jt in JOB_TYPES.values()],
+        "anyOf": [_submission_of(jt, common) for jt in JOB_TYPES.values() if not jt.internal],
     }
 
 
@@ -52,4 +52,4 @@ class JobTypes(MethodView):
 
 
 def _with_languages(item: dict[str, Any]) -> dict[str, Any]:
-    return {**item, "languages": sorted(installed_languages())} if "languages" in item else item
+    return {**item, "languages": sorted(installed_languages() or ())} if "languages" in item else item

@@ -11,7 +11,13 @@ from jobs.models import JobState
 
 
 class JobCreate(Schema):
-    type = Text(required=True, metadata={"enum": list(JOB_TYPES), "description": "see GET /v1/job-types"})
+    type = Text(
+        required=True,
+        metadata={
+            "enum": [name for name, jt in JOB_TYPES.items() if not jt.internal],
+            "description": "see GET /v1/job-types",
+        },
+    )
     payload = fields.Dict(
         keys=fields.String(),
         load_default=dict,
@@ -66,6 +72,9 @@ class JobOut(Schema):
     requeued_from = fields.UUID(
         allow_none=True, metadata={"description": "the dead letter this run was requeued from"}
     )
+    parent_id = fields.UUID(
+        allow_none=True, metadata={"description": "the job that fanned this one out, which joins it"}
+    )
 
 
 CURSOR = {"description": "next_cursor from the previous page; any other value is a 400"}
@@ -104,6 +113,7 @@ class JobTypeOut(Schema):
     description = fields.String()
     scope = fields.String(metadata={"description": "the scope a token needs to submit one"})
     payload_schema = fields.Dict()
+    internal = fields.Boolean(metadata={"description": "submitted only by the job that fans it out"})
     languages = fields.List(
         fields.String(), metadata={"description": "ocr types: the language packs installed"}
     )

@@ -135,7 +135,7 @@ class JobTask(Task):
             try:
                 self._run_handler(jid, claim, token, ctx)
             finally:
-                families.release_parent(self.runtime.sessions, claim.causation_id)
+                families.release_parent(self.runtime.sessions, claim.parent_id)
 
     def _run_handler(self, jid: uuid.UUID, claim: service.Claim, token: str, ctx: JobContext) -> None:
         """Run the handler and record its outcome under the claim ``token``."""
@@ -236,8 +236,8 @@ class JobTask(Task):
     def _report(self, job_id: uuid.UUID, claim: service.Claim, percent: int, message: str | None) -> bool:
         with self.runtime.sessions.begin() as session:
             stop = service.report_progress(session, job_id, claim.claim_token or "", percent, message)
-            service.update_parent_progress(session, claim.causation_id)
-            return stop
+        families.report_to_parent(self.runtime.sessions, claim.parent_id)
+        return stop
 
     def _record(self, job_id: uuid.UUID, change: Any, scope: Any = None) -> None:
         """Run ``change`` in ``scope`` (a session transaction unless given); with the database

@@ -42,12 +42,24 @@ def fan_out(
         log.info("Job %s fanned out into %d child jobs.", job_id, len(submissions))
 
 
-def release_parent(sessions: sessionmaker[Session], causation_id: str | None) -> None:
+def release_parent(sessions: sessionmaker[Session], parent_id: uuid.UUID | None) -> None:
     """After a child's outcome is recorded; a failure here is left to the relay's sweep."""
-    if causation_id is None:
+    if parent_id is None:
         return
     try:
         with sessions.begin() as session:
-            service.release_parent_of(session, causation_id)
+            service.release(session, parent_id)
     except Exception as exc:
-        log.warning("Could not release the parent job %s (%s); the sweep will.", causation_id, exc)
+        log.warning("Could not release the parent job %s (%s); the sweep will.", parent_id, exc)
+
+
+def report_to_parent(sessions: sessionmaker[Session], parent_id: uuid.UUID | None) -> None:
+    """After a child's progress: the parent's, in a transaction of its own (never holding the
+    child's row while it waits for the parent's, which a cancel locks first)."""
+    if parent_id is None:
+        return
+    try:
+        with sessions.begin() as session:
+            service.update_parent_progress(session, parent_id)
+    except Exception as exc:
+        log.info("Could not update the progress of parent job %s (%s).", parent_id, exc)

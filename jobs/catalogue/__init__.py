@@ -68,6 +68,7 @@ def describe(job_type: JobType) -> dict[str, Any]:
         "queue": job_type.queue,
         "description": job_type.description,
         "scope": job_type.scope,
+        "internal": job_type.internal,
         "payload_schema": payload_json_schema(job_type),
-        **({"languages": sorted(ocr.installed_languages())} if job_type.queue == "ocr" else {}),
+        **({"languages": sorted(ocr.installed_languages() or ())} if job_type.queue == "ocr" else {}),
     }

@@ -20,6 +20,8 @@ class JobType:
     description: str
     check: Callable[[dict[str, Any], Settings], None] | None = None
     """What only the deployment's settings can tell of a loaded payload; raises ValidationError."""
+    internal: bool = False
+    """Submitted only by a job that fans out (``ocr-pages``, by ``ocr``), never by a caller."""
     scope: str = "jobs:write"
     """The scope a token needs to submit or retry a job of this type through ``/v1/jobs``: the
     platform's upkeep is for operators, a restore for admins, whichever endpoint is used."""

@@ -30,7 +30,7 @@ FINISHED_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELL
 SHOWN_COLUMNS = (
     *("id", "type", "queue", "priority", "state", "attempts", "max_attempts", "payload", "result"),
     *("cancel_requested", "correlation_id", "causation_id", "worker", "run_at", "created_at"),
-    *("started_at", "finished_at", "next_retry_at", "requeued_from"),
+    *("started_at", "finished_at", "next_retry_at", "requeued_from", "parent_id"),
 )
 
 
@@ -40,7 +40,7 @@ class Job(Base):
         Index("ix_jobs_created", "created_at", "id"),
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_type_created", "type", "created_at"),
-        Index("ix_jobs_causation", "causation_id", "state"),
+        Index("ix_jobs_parent", "parent_id", "state"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -72,6 +72,8 @@ class Job(Base):
     # Set by each claim; a write that follows a claim must name it (see jobs.service.claims).
     claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     requeued_from: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    # Set only by a fan-out (jobs.service.families); a caller's causation_id names no family.
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     def to_dict(self) -> dict[str, Any]:

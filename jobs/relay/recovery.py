@@ -56,6 +56,7 @@ def sweep(settings: Settings, sessions: sessionmaker[Session]) -> None:
         unclaimed = service.unclaimed_jobs(session, timedelta(seconds=settings.republish_after_s))
         for job in unclaimed:
             service.send_again(session, job)
+    with sessions.begin() as session:  # apart: it locks parents, which a cancel locks first
         released = service.release_finished_families(session)
     if settings.is_embedded_broker:
         _sweep_folders(settings)

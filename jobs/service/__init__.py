@@ -19,8 +19,8 @@ from jobs.service.claims import (
 )
 from jobs.service.families import (
     children_of,
+    release,
     release_finished_families,
-    release_parent_of,
     update_parent_progress,
     wait_for_children,
 )
@@ -71,9 +71,9 @@ __all__ = [
     "mark_succeeded",
     "record_failure",
     "recover_lost",
+    "release",
     "release_finished_families",
     "release_lease",
-    "release_parent_of",
     "renew_lease",
     "report_progress",
     "requeue",

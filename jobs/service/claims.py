@@ -44,7 +44,7 @@ class Claim:
     error_type: str | None
     error_message: str | None
     claim_token: str | None
-    causation_id: str | None
+    parent_id: uuid.UUID | None
 
     @classmethod
     def of(cls, row: Any) -> Claim:

@@ -1,12 +1,13 @@
 """A parent job and the child jobs it fans out: the join, without a worker waiting on it.
 
 A handler that splits its work asks for children; the parent is then ``waiting`` (no worker,
-no lease) and each child is an ordinary job whose ``causation_id`` is the parent's id, with its
-own retries and dead letter. When the last child finishes, the parent is queued again as a new
-dispatch, and its handler, finding its children, joins their results. Whoever finishes a child
-releases the parent, under the parent's row lock, so exactly one of two children finishing at
-once sees none left; the relay's sweep releases any parent that was missed (a child cancelled by
-hand, or dead-lettered by the sweep itself).
+no lease) and each child is an ordinary job, with its own retries and dead letter, whose
+``parent_id`` (set here only) and ``causation_id`` name the parent. When the last child
+finishes, the parent is queued again as a new dispatch, and its handler, finding its children,
+joins their results. Whoever finishes a child releases the parent, in a transaction of its own
+that locks the parent's row alone, so exactly one of two children finishing at once sees none
+left; the relay's sweep releases any parent that was missed (a child cancelled by hand, or
+dead-lettered by the sweep itself). Requeueing a parent requeues its failed children with it.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ from __future__ import annotations
 import logging
 import uuid
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from jobs.models import Job, JobState
 from jobs.service.submission import Submission, submit
-from jobs.service.transitions import UNFINISHED, holds_claim, send_again
+from jobs.service.transitions import UNFINISHED, finish, holds_claim, send_again
 from jobs.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def children_of(session: Session, parent_id: uuid.UUID) -> list[Job]:
-    statement = select(Job).where(Job.causation_id == str(parent_id)).order_by(Job.created_at, Job.id)
+    statement = select(Job).where(Job.parent_id == parent_id).order_by(Job.created_at, Job.id)
     return list(session.scalars(statement))
 
 
@@ -34,9 +35,13 @@ def wait_for_children(
     session: Session, settings: Settings, job: Job, token: str, children: list[Submission]
 ) -> bool:
     """Submit ``children`` (none if the job has some already) and leave the job waiting for
-    them; False if the claim ``token`` names is no longer the job's."""
+    them; a job cancelled meanwhile ends instead. False if the claim ``token`` names is no
+    longer the job's."""
     if not holds_claim(job, token, "fan-out"):
         return False
+    if job.cancel_requested:
+        finish(job, JobState.CANCELLED)
+        return True
     if not children_of(session, job.id):
         for child in children:
             submit(session, settings, _child_of(job, child))
@@ -57,6 +62,7 @@ def _child_of(parent: Job, child: Submission) -> Submission:
         max_attempts=child.max_attempts,
         correlation_id=parent.correlation_id,
         causation_id=str(parent.id),
+        parent_id=parent.id,
     )
 
 
@@ -65,43 +71,40 @@ def release(session: Session, parent_id: uuid.UUID) -> bool:
     parent = session.get(Job, parent_id, with_for_update=True, populate_existing=True)
     if parent is None or parent.state != JobState.WAITING:
         return False
-    unfinished = select(func.count()).where(Job.causation_id == str(parent_id), Job.state.in_(UNFINISHED))
+    unfinished = select(func.count()).where(Job.parent_id == parent_id, Job.state.in_(UNFINISHED))
     if session.scalar(unfinished):
         return False
     parent.state = JobState.QUEUED
+    parent.deliveries = 0
     send_again(session, parent)
     log.info("Job %s: its child jobs have finished; it is queued to join them.", parent_id)
     return True
 
 
-def release_parent_of(session: Session, causation_id: str | None) -> bool:
-    """After a job finished: release its parent, if it has one that waits."""
-    parent_id = _job_id(causation_id)
-    return parent_id is not None and release(session, parent_id)
-
-
 def release_finished_families(session: Session) -> int:
-    """The sweep's share: each waiting parent none of whose children is unfinished."""
-    waiting = select(Job.id).where(Job.state == JobState.WAITING)
-    return sum(release(session, parent_id) for parent_id in list(session.scalars(waiting)))
+    """The sweep's share: each waiting parent none of whose children is unfinished, each in a
+    savepoint of its own (one that fails waits for the next sweep)."""
+    waiting = select(Job.id).where(Job.state == JobState.WAITING).limit(100)
+    released = 0
+    for parent_id in list(session.scalars(waiting)):
+        try:
+            with session.begin_nested():
+                released += release(session, parent_id)
+        except Exception:
+            log.error(
+                "Could not release parent job %s; the next sweep tries again.", parent_id, exc_info=True
+            )
+    return released
 
 
-def update_parent_progress(db: Session | Connection, causation_id: str | None) -> None:
+def update_parent_progress(db: Session | Connection, parent_id: uuid.UUID | None) -> None:
     """A waiting parent's progress is its children's mean (pages done / total, for children of
-    equal size)."""
-    parent_id = _job_id(causation_id)
+    equal size). Its own statement, locking the parent's row alone."""
     if parent_id is None:
         return
-    mean = select(func.avg(Job.progress)).where(Job.causation_id == causation_id).scalar_subquery()
+    mean = select(func.avg(Job.progress)).where(Job.parent_id == parent_id).scalar_subquery()
     db.execute(
         update(Job)
-        .where(and_(Job.id == parent_id, Job.state == JobState.WAITING))
+        .where(Job.id == parent_id, Job.state == JobState.WAITING)
         .values(progress=func.coalesce(func.floor(mean), 0))
     )
-
-
-def _job_id(causation_id: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(causation_id) if causation_id else None
-    except ValueError:
-        return None  # a schedule run's id, or a caller's own

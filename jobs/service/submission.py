@@ -31,6 +31,7 @@ class Submission:
     max_attempts: int | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    parent_id: uuid.UUID | None = None
 
 
 # A submission's two rows, built once. On PostgreSQL one statement writes both (the job insert
@@ -56,6 +57,7 @@ def submit(db: Session | Connection, settings: Settings, submission: Submission)
     submission; the job returned is not attached to the session.
     """
     payload = validate_payload(submission.type, submission.payload, settings)
+    _check_submitter(submission)
     queue = submission.queue or JOB_TYPES[submission.type].queue
     if queue not in QUEUES:
         raise InvalidJobError({"queue": [f"Unknown queue {queue!r}; one of {', '.join(QUEUES)}."]})
@@ -77,6 +79,7 @@ def submit(db: Session | Connection, settings: Settings, submission: Submission)
         run_at=submission.run_at,
         correlation_id=submission.correlation_id,
         causation_id=submission.causation_id,
+        parent_id=submission.parent_id,
         created_at=now,
         queued_at=submission.run_at or now,
     )
@@ -87,6 +90,12 @@ def submit(db: Session | Connection, settings: Settings, submission: Submission)
         db.execute(_INSERT_JOB, parameters)
         db.execute(_INSERT_OUTBOX, parameters)
     return Job(**values)
+
+
+def _check_submitter(submission: Submission) -> None:
+    if JOB_TYPES[submission.type].internal and submission.parent_id is None:
+        message = f"{submission.type} jobs are submitted by the job that fans them out."
+        raise InvalidJobError({"type": [message]})
 
 
 def enqueue(session: Session, job: Job, available_at: datetime | None = None) -> None:

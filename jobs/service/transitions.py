@@ -122,7 +122,7 @@ def cancel(session: Session, job_id: uuid.UUID) -> Job:
 
 def _cancel_children(session: Session, parent_id: uuid.UUID) -> None:
     """Children that have not started are cancelled; running ones are asked to stop."""
-    children = select(Job).where(Job.causation_id == str(parent_id), Job.state.in_(UNFINISHED))
+    children = select(Job).where(Job.parent_id == parent_id, Job.state.in_(UNFINISHED))
     for child in session.scalars(children.with_for_update()):
         if child.state == JobState.RUNNING:
             child.cancel_requested = True
@@ -141,9 +141,13 @@ def retry(session: Session, job_id: uuid.UUID) -> Job:
 
 
 def requeue(session: Session, job: Job) -> None:
-    """Queue the job again as a new dispatch whose attempts start from zero."""
+    """Queue the job again as a new dispatch whose attempts start from zero; a parent's dead
+    and cancelled children with it (its run finds them unfinished and waits for them)."""
     if job.state not in RETRYABLE_BY_HAND:
         raise ConflictError(f"Job {job.id} is {job.state}; only dead or cancelled jobs requeue.")
+    failed = select(Job).where(Job.parent_id == job.id, Job.state.in_(RETRYABLE_BY_HAND))
+    for child in session.scalars(failed.with_for_update()):
+        requeue(session, child)
     job.state = JobState.QUEUED
     job.attempts = job.deliveries = 0
     job.dispatch += 1
