@@ -151,6 +151,7 @@ class Settings:
     ocr_fanout_pages: int = 4
     ocr_page_timeout_s: int = 300
     ocr_max_pixels: int = 100_000_000
+    ocr_max_pages: int = 5000
 
     @property
     def is_embedded_broker(self) -> bool:
@@ -223,6 +224,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ocr_fanout_pages": ("CONVEYOR_OCR_FANOUT_PAGES", _positive_int),
     "ocr_page_timeout_s": ("CONVEYOR_OCR_PAGE_TIMEOUT_S", _positive_int),
     "ocr_max_pixels": ("CONVEYOR_OCR_MAX_PIXELS", _positive_int),
+    "ocr_max_pages": ("CONVEYOR_OCR_MAX_PAGES", _positive_int),
 }
 SCHEDULE_PREFIX = "CONVEYOR_SCHEDULE_"
 

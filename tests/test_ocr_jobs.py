@@ -73,12 +73,13 @@ def test_a_page_that_keeps_failing_fails_its_range_alone_and_the_parent_names_it
     assert job.error_message is not None and f"pages 4-6 (job {bad.id})" in job.error_message
     assert "The other pages' outputs are kept under" in job.error_message
     kept = backend.settings.data_dir / "storage" / "ocr" / job_id / "pages"
-    assert sorted(path.name for path in kept.glob("*.json")) == [
-        "00001.json",
-        "00002.json",
-        "00003.json",
-        "00004.json",
-    ]
+    assert sorted(path.name for path in kept.glob("*.json")) == [f"0000{n}.json" for n in (1, 2, 3, 4)]
+
+    retried = client.post(f"/v1/jobs/{job_id}/retry", headers=auth(writer))
+    assert retried.status_code == 202, retried.get_json()
+    wait_until(lambda: backend.job(str(bad.id)).dispatch > bad.dispatch, 30, "the bad range to be requeued")
+    again = backend.wait_for_job(job_id, "dead", timeout=180)
+    assert again.dispatch > job.dispatch and backend.job(str(good.id)).dispatch == good.dispatch
 
 
 @pytest.mark.parametrize("name", ON)
@@ -107,6 +108,13 @@ def test_cancelling_the_parent_cancels_the_ranges_not_started(
     settled = wait_until(stopped, 60, "every range to stop")
     never_started = [c for c in settled if c.state == "cancelled" and c.started_at is None]
     assert len(settled) == 8 and len(never_started) >= 5
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_a_page_range_cannot_be_submitted_by_a_caller(client: FlaskClient, writer: str) -> None:
+    payload = {"file": str(uuid.uuid4()), "parent": str(uuid.uuid4()), "first_page": 1, "last_page": 2}
+    response = client.post("/v1/jobs", json={"type": "ocr-pages", "payload": payload}, headers=auth(writer))
+    assert "submitted by the job that fans them out" in str(assert_error(response, 422))
 
 
 @pytest.mark.parametrize("backend", ["embedded"], indirect=True)

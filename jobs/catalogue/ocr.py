@@ -78,27 +78,34 @@ class _Installed:
     read_at = -LANGUAGES_CACHE_S
 
 
-def installed_languages() -> frozenset[str]:
+def installed_languages() -> frozenset[str] | None:
     """tesseract's language packs here (read again after a minute: a pack may be added); empty
-    when tesseract is not installed."""
+    when tesseract is not installed, None when asking it failed (asked again next time)."""
     if time.monotonic() - _Installed.read_at > LANGUAGES_CACHE_S:
-        _Installed.languages = _list_languages()
-        _Installed.read_at = time.monotonic()
+        listed = _list_languages()
+        if listed is None:
+            return None
+        _Installed.languages, _Installed.read_at = listed, time.monotonic()
     return _Installed.languages
 
 
-def _list_languages() -> frozenset[str]:
+def _list_languages() -> frozenset[str] | None:
     if shutil.which(TESSERACT) is None:
         return frozenset()
     try:
         listed = subprocess.run([TESSERACT, "--list-langs"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return frozenset()
+        return None
+    if listed.returncode != 0:
+        return None
     return frozenset(line.strip() for line in listed.stdout.splitlines()[1:] if line.strip()) - {"osd"}
 
 
 def check_languages(payload: dict[str, Any], settings: Settings) -> None:
+    """Unchecked when tesseract could not be asked: the page then fails, naming the pack."""
     installed = installed_languages()
+    if installed is None:
+        return
     missing = [name for name in payload["languages"] if name not in installed]
     if not installed:
         raise ValidationError({"languages": ["tesseract is not installed here, so no language can be read."]})
@@ -131,5 +138,6 @@ JOB_TYPES = (
         schema=OcrPagesPayload,
         description="A range of an ocr job's pages; submitted by the ocr job, which joins them.",
         check=check_languages,
+        internal=True,
     ),
 )

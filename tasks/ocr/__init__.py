@@ -33,6 +33,11 @@ def recognise_document(payload: dict[str, Any], ctx: JobContext) -> dict[str, An
     limit = ctx.settings.ocr_fanout_pages
     with _opened(payload, ctx) as document:
         total = document.page_count
+        if total > ctx.settings.ocr_max_pages:
+            raise PermanentError(
+                f"The {document.kind} has {total} pages, over the limit of "
+                f"{ctx.settings.ocr_max_pages} (CONVEYOR_OCR_MAX_PAGES)."
+            )
         if total > limit:
             ctx.progress(0, f"{total} pages: fanning out")
             ctx.fan_out(
@@ -99,7 +104,7 @@ def _recognise(
     document: Document, payload: dict[str, Any], ctx: JobContext, pages: PageStore, first: int, last: int
 ) -> list[dict[str, Any]]:
     last = min(last, document.page_count)
-    done = {number: summary for number, summary in pages.done().items() if first <= number <= last}
+    done = pages.done(first, last)
     count = last - first + 1
     for page in document.pages(
         first, last, dpi=payload["dpi"], force_ocr=payload["force_ocr"], skip=set(done)
@@ -151,7 +156,7 @@ def _join_children(payload: dict[str, Any], ctx: JobContext, children: list[Chil
     dead = [child for child in children if child.state == JobState.DEAD]
     if dead:
         raise PermanentError(_failed_ranges(dead, pages.url))
-    summaries = [summary for child in children for summary in child.result["pages"]]
+    summaries = sorted((s for child in children for s in child.result["pages"]), key=lambda s: s["page"])
     finished = _finish(ctx, pages, summaries, children[0].result["kind"])
     peaks = [child.result["peak_rss_mb"] for child in children] + [finished["peak_rss_mb"]]
     return {**finished, "peak_rss_mb": {name: max(peak[name] for peak in peaks) for name in peaks[0]}}

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pypdfium2 as pdfium
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader
-from pypdf.errors import PdfReadError
 
 from tasks.errors import PermanentError
 
@@ -25,8 +24,15 @@ SIGNATURES = {
     b"MM\x00*": "TIFF",
 }
 POINTS_PER_INCH = 72
-# Pillow's own bomb check would warn, then fail at twice its default; ours is the setting.
-Image.MAX_IMAGE_PIXELS = None
+# Pillow refuses an image of over twice its own limit on opening, before our check sees it.
+UNREADABLE_IMAGE = (
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+)
 
 
 def kind_of(head: bytes) -> str:
@@ -100,7 +106,10 @@ class PdfDocument:
                 yield self._page(number, dpi, force_ocr)
 
     def _page(self, number: int, dpi: int, force_ocr: bool) -> Page:
-        page = self.pdf[number - 1]
+        try:
+            page = self.pdf[number - 1]
+        except pdfium.PdfiumError as exc:
+            raise PermanentError(f"Page {number} of the PDF cannot be read: {exc}") from None
         try:
             text = None if force_ocr else _text_layer(page)
             if text:
@@ -144,7 +153,7 @@ def _why_unreadable(path: Path, exc: pdfium.PdfiumError, password: str | None) -
         reader = PdfReader(path)
         locked = reader.is_encrypted
         pages = None if locked else len(reader.pages)
-    except (PdfReadError, ValueError, OSError):
+    except Exception:  # pypdf on a broken file raises whatever its parser tripped on
         return f"The file is not a readable PDF (corrupt or truncated): {exc}"
     if locked and password is None:
         return "The PDF is encrypted: give its password in the payload's password."
@@ -161,22 +170,27 @@ class ImageDocument:
         try:
             self.image = Image.open(path)
             self.page_count = getattr(self.image, "n_frames", 1)
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        except UNREADABLE_IMAGE as exc:
             raise PermanentError(f"The {kind} cannot be read (corrupt or truncated): {exc}") from None
 
     def pages(self, first: int, last: int, *, dpi: int, force_ocr: bool, skip: set[int]) -> Iterator[Page]:
-        for index, frame in enumerate(ImageSequence.Iterator(self.image)):
-            number = index + 1
-            if number > last:
-                return
-            if number >= first and number not in skip:
+        for number in range(first, min(last, self.page_count) + 1):
+            if number not in skip:
+                frame = self._frame(number)
                 yield Page(number, None, self._decoded(frame, number), None, _resolution(frame))
+
+    def _frame(self, number: int) -> Image.Image:
+        try:
+            self.image.seek(number - 1)
+        except UNREADABLE_IMAGE as exc:
+            raise PermanentError(f"Page {number} of the {self.kind} cannot be read: {exc}") from None
+        return self.image
 
     def _decoded(self, frame: Image.Image, number: int) -> Image.Image:
         check_pixels(*frame.size, self.max_pixels, f"Page {number} of the {self.kind}")
         try:
             return frame.convert("L")
-        except (OSError, SyntaxError, ValueError) as exc:
+        except UNREADABLE_IMAGE as exc:
             raise PermanentError(
                 f"Page {number} of the {self.kind} cannot be decoded (corrupt or truncated): {exc}"
             ) from None

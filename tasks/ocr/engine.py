@@ -10,8 +10,10 @@ tesseract's OpenMP threads fight the worker pool's processes for the cores (a de
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from jobs.catalogue.ocr import TESSERACT
 from tasks.errors import PermanentError, RetryableError
 
 STDERR_SHOWN = 500
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -52,26 +55,41 @@ def recognise(
     started = time.monotonic()
     _run(source, base, languages, psm, dpi, timeout_s)
     seconds = time.monotonic() - started
-    tsv = (base.with_suffix(".tsv")).read_text(encoding="utf-8")
+    try:
+        tsv = base.with_suffix(".tsv").read_text(encoding="utf-8")
+        text = base.with_suffix(".txt").read_text(encoding="utf-8")
+        pdf = base.with_suffix(".pdf").read_bytes()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RetryableError(f"tesseract ended without writing the page's outputs: {exc}") from None
     words, confidence = word_confidence(tsv)
-    text = base.with_suffix(".txt").read_text(encoding="utf-8")
-    return Recognised(text, tsv, base.with_suffix(".pdf").read_bytes(), words, confidence, seconds)
+    return Recognised(text, tsv, pdf, words, confidence, seconds)
 
 
 def _run(source: Path, base: Path, languages: list[str], psm: int, dpi: int, timeout_s: float) -> None:
     command = [TESSERACT, str(source), str(base), "-l", "+".join(languages), "--psm", str(psm)]
     command += ["--dpi", str(dpi), "txt", "tsv", "pdf"]
     try:
-        done = subprocess.run(command, capture_output=True, env=environment(), timeout=timeout_s)
+        done = subprocess.run(
+            command, capture_output=True, env=environment(), timeout=timeout_s, preexec_fn=_die_with_parent
+        )
     except subprocess.TimeoutExpired:
         raise RetryableError(
             f"tesseract ran past the page time limit of {timeout_s:g} s (CONVEYOR_OCR_PAGE_TIMEOUT_S)."
         ) from None
     except OSError as exc:
         raise RetryableError(f"tesseract could not be started: {exc}") from None
+    said = done.stderr.decode(errors="replace").strip()[-STDERR_SHOWN:]
+    if done.returncode < 0:
+        raise RetryableError(f"tesseract was killed by signal {-done.returncode} (out of memory?): {said}")
     if done.returncode != 0:
-        said = done.stderr.decode(errors="replace").strip()[-STDERR_SHOWN:]
         raise PermanentError(f"tesseract failed on the page (exit {done.returncode}): {said}")
+
+
+def _die_with_parent() -> None:
+    """tesseract goes when its pool process does (killed at a hard time limit), not on for up to
+    the page time limit with nobody to read its outputs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def word_confidence(tsv: str) -> tuple[int, float | None]:

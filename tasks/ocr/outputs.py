@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from jobs import files
 from jobs.settings import Settings
 from jobs.storage import ObjectMissingError, Storage
+from tasks.errors import PermanentError
 
 PAGE_FORMAT = "{:05d}"
+TSV_HEADER = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext"
 OUTPUTS = {
     "text": ("txt", "text/plain; charset=utf-8"),
     "tsv": ("tsv", "text/tab-separated-values"),
@@ -40,14 +42,16 @@ class PageStore:
     def key(self, number: int, suffix: str) -> str:
         return f"{self.prefix}{PAGE_FORMAT.format(number)}.{suffix}"
 
-    def done(self) -> dict[int, dict[str, Any]]:
-        """The summaries of the pages already stored, by page number."""
+    def done(self, first: int, last: int) -> dict[int, dict[str, Any]]:
+        """The summaries of the pages from ``first`` to ``last`` already stored, by number."""
         found: dict[int, dict[str, Any]] = {}
         try:
             keys = [info.key for info in self.storage.list(self.prefix) if info.key.endswith(".json")]
         except ObjectMissingError:
             return found  # a storage folder not made yet
         for key in keys:
+            if not first <= _number_of(key) <= last:
+                continue
             with closing(self.storage.open(key)) as stream:
                 summary = json.loads(stream.read())
             found[summary["page"]] = summary
@@ -65,25 +69,28 @@ class PageStore:
             return stream.read()
 
 
+def _number_of(key: str) -> int:
+    stem = key.rsplit("/", 1)[-1].partition(".")[0]
+    return int(stem) if stem.isdigit() else 0
+
+
 def join(pages: PageStore, numbers: list[int], folder: Path) -> dict[str, Path]:
     """The whole text (pages apart by form feeds, as tesseract does), the words of every page in
     one TSV, and one searchable PDF; written to ``folder``, a page in memory at a time."""
     joined = {name: folder / f"document.{suffix}" for name, (suffix, _) in OUTPUTS.items()}
     with open(joined["text"], "wb") as text, open(joined["tsv"], "wb") as tsv:
-        for index, number in enumerate(numbers):
+        tsv.write(TSV_HEADER.encode() + b"\n")
+        for number in numbers:
             text.write(pages.read(number, "txt").rstrip(b"\f") + b"\f")
-            tsv.write(_renumbered(pages.read(number, "tsv"), number, header=index == 0))
+            tsv.write(_renumbered(pages.read(number, "tsv"), number))
     _join_pdf(pages, numbers, joined["pdf"])
     return joined
 
 
-def _renumbered(tsv: bytes, number: int, *, header: bool) -> bytes:
-    lines = tsv.decode().splitlines()
-    rows = [line.split("\t", 2) for line in lines[1:] if line]
-    out = [lines[0]] if header and lines else []
-    out += [
-        "\t".join([level, str(number), rest]) for level, _, rest in (row for row in rows if len(row) == 3)
-    ]
+def _renumbered(tsv: bytes, number: int) -> bytes:
+    """A page's TSV rows, under the document's page number (tesseract numbers each page 1)."""
+    rows = [line.split("\t", 2) for line in tsv.decode().splitlines()[1:] if line]
+    out = ["\t".join([level, str(number), rest]) for level, _, rest in (row for row in rows if len(row) == 3)]
     return ("\n".join(out) + "\n").encode() if out else b""
 
 
@@ -107,6 +114,8 @@ def store_outputs(
     with sessions.begin() as session:
         for kind, path in joined.items():
             suffix, content_type = OUTPUTS[kind]
+            if path.stat().st_size > settings.max_upload_bytes:
+                raise PermanentError(f"The joined {kind} output is over CONVEYOR_MAX_UPLOAD_BYTES.")
             with (
                 open(path, "rb") as stream,
                 files.upload(settings, stream, name=f"{name}.{suffix}", content_type=content_type) as row,
