@@ -7,6 +7,7 @@ the workers run one image (``deploy/``), and the worker checks again before it s
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -75,6 +76,7 @@ class OcrPagesPayload(OcrPayload):
 
 class _Installed:
     languages: frozenset[str] = frozenset()
+    folder = ""
     read_at = -LANGUAGES_CACHE_S
 
 
@@ -85,20 +87,30 @@ def installed_languages() -> frozenset[str] | None:
         listed = _list_languages()
         if listed is None:
             return None
-        _Installed.languages, _Installed.read_at = listed, time.monotonic()
+        _Installed.folder, _Installed.languages = listed
+        _Installed.read_at = time.monotonic()
     return _Installed.languages
 
 
-def _list_languages() -> frozenset[str] | None:
+def tessdata_folder() -> str:
+    """Where the operating system's language packs are (the workers' engine reads them)."""
+    installed_languages()
+    return os.environ.get("TESSDATA_PREFIX") or _Installed.folder
+
+
+def _list_languages() -> tuple[str, frozenset[str]] | None:
+    """``tesseract --list-langs`` says: List of available languages in "<folder>" (N):, a line each."""
     if shutil.which(TESSERACT) is None:
-        return frozenset()
+        return "", frozenset()
     try:
         listed = subprocess.run([TESSERACT, "--list-langs"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     if listed.returncode != 0:
         return None
-    return frozenset(line.strip() for line in listed.stdout.splitlines()[1:] if line.strip()) - {"osd"}
+    heading, *names = listed.stdout.splitlines()
+    folder = heading.partition('"')[2].rpartition('"')[0]
+    return folder, frozenset(name.strip() for name in names if name.strip()) - {"osd"}
 
 
 def check_languages(payload: dict[str, Any], settings: Settings) -> None:

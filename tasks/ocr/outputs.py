@@ -18,9 +18,9 @@ from jobs import files
 from jobs.settings import Settings
 from jobs.storage import ObjectMissingError, Storage
 from tasks.errors import PermanentError
+from tasks.ocr.engine import TSV_HEADER
 
 PAGE_FORMAT = "{:05d}"
-TSV_HEADER = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext"
 OUTPUTS = {
     "text": ("txt", "text/plain; charset=utf-8"),
     "tsv": ("tsv", "text/tab-separated-values"),
