@@ -50,7 +50,7 @@ def test_a_long_document_fans_out_into_page_ranges_that_join(
     assert all(c.causation_id == job_id and c.queue == "ocr" for c in ranges)
     result: dict[str, Any] = job.result or {}
     assert result["pages"] == 6 and job.progress == 100
-    assert 0 < result["peak_rss_mb"]["worker"] < 300 and result["peak_rss_mb"]["tesseract"] > 0
+    assert 0 < result["peak_rss_mb"]["worker"] < 300
     assert character_error_rate(stored_text(backend, result).decode(), " ".join(texts)) < MAX_ERROR_RATE
     shown = client.get(f"/v1/jobs/{job_id}", headers=auth(writer)).get_json()
     assert shown["result"]["outputs"]["pdf"]["file"] == result["outputs"]["pdf"]["file"]

@@ -59,10 +59,8 @@ def recognise_pages(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 
 def peak_rss_mb() -> dict[str, float]:
-    """This pool process's peak resident memory so far, and its biggest tesseract's."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    tesseract = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"worker": round(own, 1), "tesseract": round(tesseract, 1)}
+    """The peak resident memory of this pool process so far, tesseract's engine included."""
+    return {"worker": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def ranges(total: int, limit: int) -> list[tuple[int, int]]:
