@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,22 +45,31 @@ def fan_out(
 
 def release_parent(sessions: sessionmaker[Session], parent_id: uuid.UUID | None) -> None:
     """After a child's outcome is recorded; a failure here is left to the relay's sweep."""
-    if parent_id is None:
-        return
-    try:
-        with sessions.begin() as session:
-            service.release(session, parent_id)
-    except Exception as exc:
-        log.warning("Could not release the parent job %s (%s); the sweep will.", parent_id, exc)
+    _on_parent(sessions, parent_id, service.release, "release")
 
 
 def report_to_parent(sessions: sessionmaker[Session], parent_id: uuid.UUID | None) -> None:
-    """After a child's progress: the parent's, in a transaction of its own (never holding the
-    child's row while it waits for the parent's, which a cancel locks first)."""
+    """After a child's progress: the parent's."""
+    _on_parent(sessions, parent_id, service.update_parent_progress, "update the progress of")
+
+
+def _on_parent(
+    sessions: sessionmaker[Session],
+    parent_id: uuid.UUID | None,
+    change: Callable[[Session, uuid.UUID], Any],
+    what: str,
+) -> None:
+    """In a transaction of its own: a child's row is never held while its parent's is waited for
+    (a cancel locks the parent first)."""
     if parent_id is None:
         return
     try:
         with sessions.begin() as session:
-            service.update_parent_progress(session, parent_id)
+            change(session, parent_id)
     except Exception as exc:
-        log.info("Could not update the progress of parent job %s (%s).", parent_id, exc)
+        log.warning(
+            "Could not %s the parent job %s (%s); a later child or the relay's sweep tries again.",
+            what,
+            parent_id,
+            exc,
+        )
