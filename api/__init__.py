@@ -5,7 +5,18 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from api import backups, dead_letters, errors, files, health, job_types, jobs, schedules, tokens
+from api import (
+    backups,
+    dead_letters,
+    errors,
+    files,
+    health,
+    import_profiles,
+    job_types,
+    jobs,
+    schedules,
+    tokens,
+)
 from api.runtime import ApiRuntime
 from api.strict_json import StrictJSONProvider
 from jobs.settings import Settings, load_settings
@@ -28,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     errors.register(app)
-    resources = (jobs, files, dead_letters, schedules, backups, job_types, tokens, health)
+    resources = (jobs, files, dead_letters, schedules, backups, import_profiles, job_types, tokens, health)
     for blueprint in (resource.blp for resource in resources):
         api.register_blueprint(blueprint)
     job_types.describe_submission(api.spec)

@@ -11,7 +11,14 @@ from flask_smorest import abort as smorest_abort
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
-from jobs.errors import ConflictError, ConveyorError, InvalidInputError, NotFoundError, TooLargeError
+from jobs.errors import (
+    ConflictError,
+    ConveyorError,
+    InvalidInputError,
+    NotFoundError,
+    TargetUnavailableError,
+    TooLargeError,
+)
 from jobs.storage import StorageError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -26,6 +33,7 @@ STATUS_OF_ERROR: tuple[tuple[type[ConveyorError], int], ...] = (
     (InvalidInputError, 422),
     (TooLargeError, 413),
     (StorageUnavailableError, 503),
+    (TargetUnavailableError, 503),
     (StorageError, 502),
 )
 # Bodies that are not JSON: uploads, streamed as they come.

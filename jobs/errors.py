@@ -80,5 +80,13 @@ class TooLargeError(ConveyorError):
     """A body past its size limit (HTTP 413); nothing of it was kept."""
 
 
+class TargetUnavailableError(ConveyorError):
+    """A database an import loads into did not answer (HTTP 503; a job retries)."""
+
+
+class ImportProfileNotFoundError(NotFoundError):
+    pass
+
+
 class PublishRefusedError(ConveyorError):
     """RabbitMQ answered a publish with a negative confirm (a full queue, an internal error)."""

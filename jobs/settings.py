@@ -87,7 +87,7 @@ def _time_zone(value: str) -> str:
     return value
 
 
-def _backup_targets(value: str) -> dict[str, str]:
+def _database_targets(value: str) -> dict[str, str]:
     """``name=postgresql://...`` pairs separated by ``;`` or white space."""
     targets = {}
     for pair in value.replace(";", " ").split():
@@ -152,6 +152,7 @@ class Settings:
     ocr_page_timeout_s: int = 300
     ocr_max_pixels: int = 100_000_000
     ocr_max_pages: int = 5000
+    import_targets: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_embedded_broker(self) -> bool:
@@ -215,7 +216,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "beat_timezone": ("CONVEYOR_BEAT_TIMEZONE", _time_zone),
     "beat_lock_interval_s": ("CONVEYOR_BEAT_LOCK_INTERVAL_S", _positive_float),
     "backup_url": ("CONVEYOR_BACKUP_URL", _storage_url),
-    "backup_targets": ("CONVEYOR_BACKUP_TARGETS", _backup_targets),
+    "backup_targets": ("CONVEYOR_BACKUP_TARGETS", _database_targets),
     "backup_keep_daily": ("CONVEYOR_BACKUP_KEEP_DAILY", _positive_int),
     "backup_keep_weekly": ("CONVEYOR_BACKUP_KEEP_WEEKLY", _positive_int),
     "backup_keep_monthly": ("CONVEYOR_BACKUP_KEEP_MONTHLY", _positive_int),
@@ -225,6 +226,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ocr_page_timeout_s": ("CONVEYOR_OCR_PAGE_TIMEOUT_S", _positive_int),
     "ocr_max_pixels": ("CONVEYOR_OCR_MAX_PIXELS", _positive_int),
     "ocr_max_pages": ("CONVEYOR_OCR_MAX_PAGES", _positive_int),
+    "import_targets": ("CONVEYOR_IMPORT_TARGETS", _database_targets),
 }
 SCHEDULE_PREFIX = "CONVEYOR_SCHEDULE_"
 

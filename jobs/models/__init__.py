@@ -8,6 +8,7 @@ from jobs.models.backups import Backup, RestoreDrill
 from jobs.models.base import Base, UTCDateTime, utcnow
 from jobs.models.dead_letters import AuditEntry, DeadLetter, DeadLetterState
 from jobs.models.files import StoredFile
+from jobs.models.imports import ImportProfile
 from jobs.models.jobs import FINISHED_STATES, SHOWN_COLUMNS, Job, JobState, OutboxMessage
 from jobs.models.schedules import ScheduleRun, ScheduleState
 
@@ -21,6 +22,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterState",
     "IdempotencyKey",
+    "ImportProfile",
     "Job",
     "JobState",
     "OutboxMessage",

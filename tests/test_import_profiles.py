@@ -1,0 +1,162 @@
+"""``/v1/import-profiles``: profiles are data, versioned, and checked against their table."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import psycopg
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+from jobs.imports.targets import target_url
+from tests.api_helpers import assert_error
+from tests.support import Backend, auth
+
+TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id bigint PRIMARY KEY, name text NOT NULL, amount numeric, at timestamptz, active boolean,
+    note varchar(20), created timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def profile(**changes: Any) -> dict[str, Any]:
+    base = {
+        "table": "people",
+        "columns": [
+            {"name": "id", "type": "bigint"},
+            {"name": "name", "type": "text", "required": True, "max_length": 100},
+            {"name": "amount", "type": "numeric"},
+            {"name": "active", "type": "boolean"},
+        ],
+        "keys": ["id"],
+        "mode": "upsert",
+    }
+    return {**base, **changes}
+
+
+@pytest.fixture
+def people(backend: Backend) -> str:
+    with psycopg.connect(target_url(backend.settings, "platform"), autocommit=True) as connection:
+        connection.execute(TABLE.format(name="people"))
+        connection.execute("CREATE TABLE IF NOT EXISTS loose (id bigint, name text)")
+    return "people"
+
+
+pg = pytest.mark.parametrize("backend", ["redis"], indirect=True)
+
+
+@pg
+def test_a_profile_is_saved_read_and_versioned(client: FlaskClient, ops: str, people: str) -> None:
+    created = client.post("/v1/import-profiles", json={"name": "people-a", **profile()}, headers=auth(ops))
+    assert created.status_code == 201, created.get_json()
+    first = created.get_json()
+    assert (first["version"], first["mode"], first["schema"], first["target"]) == (
+        1,
+        "upsert",
+        "public",
+        "platform",
+    )
+    assert first["columns"][0]["required"] is True  # a key column is required
+
+    same = client.put("/v1/import-profiles/people-a", json=profile(), headers=auth(ops)).get_json()
+    assert same["version"] == 1
+    changed = client.put("/v1/import-profiles/people-a", json=profile(mode="insert"), headers=auth(ops))
+    assert changed.status_code == 200 and changed.get_json()["version"] == 2
+    assert (
+        client.get("/v1/import-profiles/people-a?version=1", headers=auth(ops)).get_json()["mode"] == "upsert"
+    )
+    assert client.get("/v1/import-profiles/people-a", headers=auth(ops)).get_json()["version"] == 2
+    listed = client.get("/v1/import-profiles", headers=auth(ops)).get_json()["items"]
+    assert [(p["name"], p["version"]) for p in listed if p["name"] == "people-a"] == [("people-a", 2)]
+    assert_error(
+        client.post("/v1/import-profiles", json={"name": "people-a", **profile()}, headers=auth(ops)), 409
+    )
+
+
+@pg
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"table": "nobody"}, "The table public.nobody does not exist"),
+        (
+            {
+                "columns": [
+                    {"name": "id", "type": "bigint"},
+                    {"name": "name", "type": "text"},
+                    {"name": "age", "type": "integer"},
+                ]
+            },
+            "Column 'age' is not in public.people",
+        ),
+        (
+            {"columns": [{"name": "id", "type": "integer"}, {"name": "name", "type": "text"}]},
+            "Column 'id' of public.people is bigint; the profile says integer",
+        ),
+        (
+            {"columns": [{"name": "id", "type": "bigint"}]},
+            "Column 'name' of public.people is NOT NULL without a default",
+        ),
+        (
+            {"table": "loose", "columns": [{"name": "id", "type": "bigint"}]},
+            "needs a unique index on its keys (id)",
+        ),
+        ({"target": "elsewhere"}, "No import target is named 'elsewhere'"),
+    ],
+    ids=[
+        "no-table",
+        "no-column",
+        "wrong-type",
+        "required-column-missing",
+        "no-unique-index",
+        "unknown-target",
+    ],
+)
+def test_a_profile_that_does_not_fit_its_table_is_a_422_naming_why(
+    client: FlaskClient, ops: str, people: str, changes: dict[str, Any], said: str
+) -> None:
+    response = client.post(
+        "/v1/import-profiles", json={"name": "misfit", **profile(**changes)}, headers=auth(ops)
+    )
+    assert said in assert_error(response, 422)["message"]
+
+
+@pg
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"mode": "merge"},
+        {"keys": []},
+        {"keys": ["nope"]},
+        {"columns": [{"name": "id", "type": "money"}]},
+        {"table": "Bad Name"},
+    ],
+)
+def test_a_profile_of_the_wrong_shape_is_a_422(
+    client: FlaskClient, ops: str, changes: dict[str, Any]
+) -> None:
+    assert_error(
+        client.post("/v1/import-profiles", json={"name": "shape", **profile(**changes)}, headers=auth(ops)),
+        422,
+    )
+
+
+@pg
+def test_an_unreachable_target_is_a_503(backend: Backend, ops: str) -> None:
+    settings = dataclasses.replace(backend.settings, import_targets={"away": "postgresql://127.0.0.1:1/none"})
+    client = create_app(settings).test_client()
+    response = client.post(
+        "/v1/import-profiles", json={"name": "away", **profile(target="away")}, headers=auth(ops)
+    )
+    assert "The import target away cannot be reached" in assert_error(response, 503)["message"]
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_the_embedded_platform_database_is_no_import_target(
+    client: FlaskClient, ops: str, writer: str
+) -> None:
+    response = client.post("/v1/import-profiles", json={"name": "local", **profile()}, headers=auth(ops))
+    assert "imports need a target in CONVEYOR_IMPORT_TARGETS" in assert_error(response, 422)["message"]
+    assert_error(client.get("/v1/import-profiles", headers=auth(writer)), 403)
+    assert_error(client.get("/v1/import-profiles/none", headers=auth(ops)), 404)
