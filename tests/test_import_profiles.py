@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import yaml
 from flask.testing import FlaskClient
 
 from api import create_app
 from jobs.imports.targets import target_url
 from tests.api_helpers import assert_error
-from tests.support import Backend, auth
+from tests.support import Backend, auth, conveyor
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -160,3 +163,28 @@ def test_the_embedded_platform_database_is_no_import_target(
     assert "imports need a target in CONVEYOR_IMPORT_TARGETS" in assert_error(response, 422)["message"]
     assert_error(client.get("/v1/import-profiles", headers=auth(writer)), 403)
     assert_error(client.get("/v1/import-profiles/none", headers=auth(ops)), 404)
+
+
+@pg
+def test_profiles_kept_in_git_are_applied_in_one_command(
+    backend: Backend, people: str, tmp_path: Path
+) -> None:
+    kept = tmp_path / "profiles.yaml"
+    kept.write_text(yaml.safe_dump([{"name": "people-git", **profile()}]))
+
+    first = conveyor(backend, "import-profiles", "apply", str(kept))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "people-git: saved as version 1"
+    again = conveyor(backend, "import-profiles", "apply", str(kept))
+    assert again.stdout.strip() == "people-git: unchanged at version 1"
+    listed = json.loads(conveyor(backend, "import-profiles", "list", "--json").stdout)
+    assert [p["version"] for p in listed if p["name"] == "people-git"] == [1]
+
+    kept.write_text(yaml.safe_dump({"people-git": profile(mode="insert"), "misfit": profile(table="nobody")}))
+    refused = conveyor(backend, "import-profiles", "apply", str(kept))
+    assert refused.returncode != 0 and "The table public.nobody does not exist" in refused.stderr
+    listed = json.loads(conveyor(backend, "import-profiles", "list", "--json").stdout)
+    assert [p["version"] for p in listed if p["name"] == "people-git"] == [1]  # all or none
+
+    kept.write_text("people: [unclosed")
+    assert "is not YAML" in conveyor(backend, "import-profiles", "apply", str(kept)).stderr

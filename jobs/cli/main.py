@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from jobs.cli import backups, dead_letters, dev, files, jobs, processes, schedules, tokens
+from jobs.cli import backups, dead_letters, dev, files, import_profiles, jobs, processes, schedules, tokens
 from jobs.errors import ConveyorError, InvalidInputError
 
 
@@ -39,5 +39,6 @@ for command in (
     dead_letters.dead_letters_group,
     schedules.schedules_group,
     backups.backups_group,
+    import_profiles.import_profiles_group,
 ):
     main.add_command(command)
