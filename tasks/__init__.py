@@ -7,6 +7,7 @@ from typing import Any
 
 from tasks import backups, diagnostics, maintenance, ocr, s3_sync
 from tasks.context import JobContext
+from tasks.imports.job import import_file
 
 Handler = Callable[[dict[str, Any], JobContext], Any]
 
@@ -24,4 +25,5 @@ HANDLERS: dict[str, Handler] = {
     "restore-drill": backups.drill_restore,
     "ocr": ocr.recognise_document,
     "ocr-pages": ocr.recognise_pages,
+    "import": import_file,
 }

@@ -23,7 +23,15 @@ ALLOWED = {
     "api": ("jobs",),
     "jobs": ("schedules",),
     "workers": ("jobs", "tasks", "schedules"),
-    "tasks": ("jobs.catalogue", "jobs.settings", "jobs.storage", "jobs.files", "jobs.models", "jobs.upkeep"),
+    "tasks": (
+        "jobs.catalogue",
+        "jobs.settings",
+        "jobs.storage",
+        "jobs.files",
+        "jobs.models",
+        "jobs.upkeep",
+        "jobs.imports",
+    ),
     "schedules": (),
 }
 

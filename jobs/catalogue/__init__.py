@@ -13,7 +13,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from jobs.catalogue import diagnostics, maintenance, ocr, storage
+from jobs.catalogue import diagnostics, imports, maintenance, ocr, storage
 from jobs.catalogue.base import JobType
 from jobs.errors import InvalidJobError
 from jobs.settings import Settings
@@ -21,7 +21,14 @@ from jobs.settings import Settings
 __all__ = ["JOB_TYPES", "TYPE_OF_TASK", "JobType", "describe", "payload_json_schema", "validate_payload"]
 
 JOB_TYPES: dict[str, JobType] = {
-    jt.name: jt for jt in (*diagnostics.JOB_TYPES, *storage.JOB_TYPES, *maintenance.JOB_TYPES, *ocr.JOB_TYPES)
+    jt.name: jt
+    for jt in (
+        *diagnostics.JOB_TYPES,
+        *storage.JOB_TYPES,
+        *maintenance.JOB_TYPES,
+        *ocr.JOB_TYPES,
+        *imports.JOB_TYPES,
+    )
 }
 TYPE_OF_TASK = {jt.task_name: jt.name for jt in JOB_TYPES.values()}
 

@@ -1,0 +1,70 @@
+"""The ``import`` job type: a CSV or JSON Lines file loaded into a table an import profile names."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from jobs.catalogue.base import JobType
+from jobs.catalogue.inputs import object_url
+
+ENCODING = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,40}$")
+ONE_CHARACTER = validate.Length(equal=1)
+
+
+class CsvOptions(Schema):
+    delimiter = fields.String(load_default=",", validate=ONE_CHARACTER)
+    quote = fields.String(load_default='"', validate=ONE_CHARACTER)
+    header = fields.Boolean(load_default=True)
+    encoding = fields.String(load_default="utf-8", validate=ENCODING)
+
+
+class ImportPayload(Schema):
+    profile = fields.String(required=True, metadata={"example": "people"})
+    version = fields.Integer(
+        load_default=None, validate=validate.Range(min=1), metadata={"description": "default: the latest"}
+    )
+    file = fields.UUID(load_default=None, metadata={"description": "An uploaded file's id."})
+    url = fields.String(
+        load_default=None,
+        validate=object_url,
+        metadata={"description": "Or an object's s3:// or file:// URL."},
+    )
+    format = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["csv", "jsonl"]),
+        metadata={"description": "default: told by the content"},
+    )
+    csv = fields.Nested(CsvOptions, load_default=lambda: CsvOptions().load({}))
+    max_bad_rows = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0),
+        metadata={"description": "default 0, unless max_bad_ratio is given"},
+    )
+    max_bad_ratio = fields.Float(load_default=None, validate=validate.Range(min=0, max=1))
+    dry_run = fields.Boolean(load_default=False)
+
+    @post_load
+    def _as_json(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {name: str(value) if isinstance(value, uuid.UUID) else value for name, value in data.items()}
+
+    @validates_schema
+    def _one_input(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("file") is None) == (data.get("url") is None):
+            raise ValidationError("Give exactly one of file (an uploaded file's id) or url.", "file")
+
+
+JOB_TYPES = (
+    JobType(
+        name="import",
+        task_name="conveyor.imports.import_file",
+        queue="imports",
+        schema=ImportPayload,
+        description=(
+            "Load a CSV or JSON Lines file (gzip too) into the table of an import profile, merged in one "
+            "transaction; every bad row is reported in a CSV file."
+        ),
+    ),
+)
