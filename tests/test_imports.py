@@ -190,3 +190,10 @@ def test_a_header_without_a_required_column_is_refused(importer: Importer) -> No
     with pytest.raises(PermanentError, match="name"):
         importer.run(importer.profile("insert"), b"id,amount\n1,2\n")
     assert importer.rows() == []
+
+
+def test_a_truncated_gzip_file_is_refused_and_nothing_is_merged(importer: Importer) -> None:
+    data = gzip.compress((GOOD * 2000).encode())
+    with pytest.raises(PermanentError, match="The gzip input is corrupt or truncated"):
+        importer.run(importer.profile("upsert"), data[: len(data) // 2])
+    assert importer.rows() == []

@@ -5,9 +5,11 @@ report. Too many bad rows and nothing is merged."""
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -145,12 +147,16 @@ def _run(
 
 
 def _checked(rows: Iterator[Any], report: Report, counts: dict[str, int]) -> Iterator[tuple[int, list[Any]]]:
-    for row in rows:
-        counts["read"] += 1
-        if isinstance(row, BadRow):
-            report.add(row)
-        else:
-            yield row
+    """The valid rows; the bad ones go to the report. A gzip stream that breaks off spoils the file."""
+    try:
+        for row in rows:
+            counts["read"] += 1
+            if isinstance(row, BadRow):
+                report.add(row)
+            else:
+                yield row
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise PermanentError(f"The gzip input is corrupt or truncated: {exc}") from None
 
 
 def _columns(definition: dict[str, Any]) -> list[Column]:
