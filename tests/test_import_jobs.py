@@ -16,7 +16,7 @@ from api import create_app
 from jobs import files
 from jobs.imports import profiles
 from jobs.imports.targets import target_url
-from tests.support import Backend, child_pids, submit, wait_until
+from tests.support import Backend, auth, child_pids, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 ROWS = 300_000
@@ -38,10 +38,8 @@ def count(url: str, table: str) -> int:
     return int(found[0])
 
 
-def test_an_import_killed_mid_copy_runs_again_and_loads_every_row_once(
-    own_backend: Callable[..., Backend],
-) -> None:
-    backend = own_backend("redis")
+def prepared(backend: Backend) -> tuple[str, str, str]:
+    """A table, a profile for it and an uploaded file of ROWS rows: (target URL, table, file id)."""
     url, table = target_url(backend.settings, "platform"), f"t_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(
@@ -69,12 +67,20 @@ def test_an_import_killed_mid_copy_runs_again_and_loads_every_row_once(
             backend.settings, io.BytesIO(big_csv(ROWS)), name="big.csv", content_type="text/csv"
         ) as row:
             session.add(row)
+    return url, table, str(row.id)
+
+
+def test_an_import_killed_mid_copy_runs_again_and_loads_every_row_once(
+    own_backend: Callable[..., Backend],
+) -> None:
+    backend = own_backend("redis")
+    url, table, file_id = prepared(backend)
     worker = backend.start_worker(concurrency=1)
     backend.start_relay()
     client = create_app(backend.settings).test_client()
     token = backend.token("jobs:write", "jobs:read")
 
-    job_id = submit(client, token, "import", {"profile": "big", "file": str(row.id)})
+    job_id = submit(client, token, "import", {"profile": "big", "file": file_id})
     wait_until(lambda: backend.job(job_id).progress > 0, 120, "the import to be part-way")
     os.kill(child_pids(worker.pid)[0], signal.SIGKILL)
     assert count(url, table) == 0  # the staged rows went with the killed transaction
@@ -83,3 +89,19 @@ def test_an_import_killed_mid_copy_runs_again_and_loads_every_row_once(
     assert job.state == "succeeded" and job.attempts == 2, job.error_message
     assert job.result is not None and (job.result["rows_read"], job.result["inserted"]) == (ROWS, ROWS)
     assert count(url, table) == ROWS
+
+
+def test_a_cancelled_import_merges_nothing(own_backend: Callable[..., Backend]) -> None:
+    backend = own_backend("redis")
+    url, table, file_id = prepared(backend)
+    backend.start_worker(concurrency=1)
+    backend.start_relay()
+    client = create_app(backend.settings).test_client()
+    token = backend.token("jobs:write", "jobs:read")
+
+    job_id = submit(client, token, "import", {"profile": "big", "file": file_id})
+    wait_until(lambda: backend.job(job_id).progress > 0, 120, "the import to be part-way")
+    assert client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(token)).status_code == 200
+
+    assert backend.wait_for_job(job_id, "cancelled", "succeeded", timeout=60).state == "cancelled"
+    assert count(url, table) == 0
