@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from api.auth import SECURITY, actor, require
 from api.runtime import runtime
@@ -27,7 +27,11 @@ class ProfileList(Schema):
 
 
 class VersionQuery(Schema):
-    version = fields.Integer(load_default=None, metadata={"description": "default: the latest"})
+    version = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "default: the latest"},
+    )
 
 
 @blp.route("")
@@ -60,6 +64,7 @@ class ProfileByName(MethodView):
     @blp.response(200, ProfileOut)
     def get(self, query: dict[str, Any], name: str) -> dict[str, Any]:
         """A profile's latest version, or the one asked for."""
+        profiles.check_name(name)
         with runtime().sessions() as session:
             return profiles.latest(session, name, query["version"]).to_dict()
 
@@ -69,6 +74,7 @@ class ProfileByName(MethodView):
     @blp.response(200, ProfileOut)
     def put(self, body: dict[str, Any], name: str) -> dict[str, Any]:
         """Save the profile's next version (created if new); the same definition again changes nothing."""
+        profiles.check_name(name)
         rt = runtime()
         with rt.sessions.begin() as session:
             profile, _ = profiles.save(session, rt.settings, name, profiles.normalised(body), actor())

@@ -33,7 +33,7 @@ def big_csv(rows: int) -> bytes:
 
 def count(url: str, table: str) -> int:
     with psycopg.connect(url) as connection:
-        found = connection.execute(f"SELECT count(*), count(DISTINCT id) FROM {table}").fetchone()
+        found = connection.execute(f"SELECT count(*), count(DISTINCT id) FROM imports.{table}").fetchone()
     assert found is not None and found[0] == found[1]
     return int(found[0])
 
@@ -42,8 +42,9 @@ def prepared(backend: Backend) -> tuple[str, str, str]:
     """A table, a profile for it and an uploaded file of ROWS rows: (target URL, table, file id)."""
     url, table = target_url(backend.settings, "platform"), f"t_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA IF NOT EXISTS imports")
         connection.execute(
-            f"CREATE TABLE {table} (id bigint PRIMARY KEY, name text NOT NULL, amount numeric, at timestamptz, active boolean)"
+            f"CREATE TABLE imports.{table} (id bigint PRIMARY KEY, name text NOT NULL, amount numeric, at timestamptz, active boolean)"
         )
     columns = [
         {"name": n, "type": t}
@@ -60,7 +61,9 @@ def prepared(backend: Backend) -> tuple[str, str, str]:
             session,
             backend.settings,
             "big",
-            profiles.load_definition({"table": table, "columns": columns, "keys": ["id"]}),
+            profiles.load_definition(
+                {"schema": "imports", "table": table, "columns": columns, "keys": ["id"]}
+            ),
             "test",
         )
         with files.upload(

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS {name} (
 
 def profile(**changes: Any) -> dict[str, Any]:
     base = {
+        "schema": "imports",
         "table": "people",
         "columns": [
             {"name": "id", "type": "bigint"},
@@ -42,8 +43,9 @@ def profile(**changes: Any) -> dict[str, Any]:
 @pytest.fixture
 def people(backend: Backend) -> str:
     with psycopg.connect(target_url(backend.settings, "platform"), autocommit=True) as connection:
-        connection.execute(TABLE.format(name="people"))
-        connection.execute("CREATE TABLE IF NOT EXISTS loose (id bigint, name text)")
+        connection.execute("CREATE SCHEMA IF NOT EXISTS imports")
+        connection.execute(TABLE.format(name="imports.people"))
+        connection.execute("CREATE TABLE IF NOT EXISTS imports.loose (id bigint, name text)")
     return "people"
 
 
@@ -58,7 +60,7 @@ def test_a_profile_is_saved_read_and_versioned(client: FlaskClient, ops: str, pe
     assert (first["version"], first["mode"], first["schema"], first["target"]) == (
         1,
         "upsert",
-        "public",
+        "imports",
         "platform",
     )
     assert first["columns"][0]["required"] is True  # a key column is required
@@ -82,7 +84,7 @@ def test_a_profile_is_saved_read_and_versioned(client: FlaskClient, ops: str, pe
 @pytest.mark.parametrize(
     ("changes", "said"),
     [
-        ({"table": "nobody"}, "The table public.nobody does not exist"),
+        ({"table": "nobody"}, "The table imports.nobody does not exist"),
         (
             {
                 "columns": [
@@ -91,15 +93,15 @@ def test_a_profile_is_saved_read_and_versioned(client: FlaskClient, ops: str, pe
                     {"name": "age", "type": "integer"},
                 ]
             },
-            "Column 'age' is not in public.people",
+            "Column 'age' is not in imports.people",
         ),
         (
             {"columns": [{"name": "id", "type": "integer"}, {"name": "name", "type": "text"}]},
-            "Column 'id' of public.people is bigint; the profile says integer",
+            "Column 'id' of imports.people is bigint; the profile says integer",
         ),
         (
             {"columns": [{"name": "id", "type": "bigint"}]},
-            "Column 'name' of public.people is NOT NULL without a default",
+            "Column 'name' of imports.people is NOT NULL without a default",
         ),
         (
             {"table": "loose", "columns": [{"name": "id", "type": "bigint"}]},
@@ -123,6 +125,15 @@ def test_a_profile_that_does_not_fit_its_table_is_a_422_naming_why(
         "/v1/import-profiles", json={"name": "misfit", **profile(**changes)}, headers=auth(ops)
     )
     assert said in assert_error(response, 422)["message"]
+
+
+@pg
+def test_the_platforms_own_schema_is_no_import_target(client: FlaskClient, ops: str, people: str) -> None:
+    body = profile(
+        schema="public", table="api_tokens", columns=[{"name": "id", "type": "uuid"}], keys=[], mode="insert"
+    )
+    response = client.post("/v1/import-profiles", json={"name": "tokens", **body}, headers=auth(ops))
+    assert "holds the platform's own tables and is no import target" in assert_error(response, 422)["message"]
 
 
 @pg
@@ -182,7 +193,7 @@ def test_profiles_kept_in_git_are_applied_in_one_command(
 
     kept.write_text(yaml.safe_dump({"people-git": profile(mode="insert"), "misfit": profile(table="nobody")}))
     refused = conveyor(backend, "import-profiles", "apply", str(kept))
-    assert refused.returncode != 0 and "The table public.nobody does not exist" in refused.stderr
+    assert refused.returncode != 0 and "The table imports.nobody does not exist" in refused.stderr
     listed = json.loads(conveyor(backend, "import-profiles", "list", "--json").stdout)
     assert [p["version"] for p in listed if p["name"] == "people-git"] == [1]  # all or none
 

@@ -24,7 +24,7 @@ from tests.support import Backend
 
 pytestmark = pytest.mark.parametrize("backend", ["redis"], indirect=True)
 TABLE = """
-CREATE TABLE {name} (
+CREATE TABLE imports.{name} (
     id bigint PRIMARY KEY, name text NOT NULL, amount numeric, at timestamptz, active boolean, doc jsonb
 )"""
 COLUMNS: list[dict[str, Any]] = [
@@ -45,7 +45,13 @@ class Importer:
     def profile(self, mode: str = "insert", columns: list[dict[str, Any]] | None = None) -> str:
         name = f"p-{uuid.uuid4().hex[:8]}"
         definition = profiles.load_definition(
-            {"table": self.table, "columns": columns or COLUMNS, "keys": ["id"], "mode": mode}
+            {
+                "schema": "imports",
+                "table": self.table,
+                "columns": columns or COLUMNS,
+                "keys": ["id"],
+                "mode": mode,
+            }
         )
         with self.backend.sessions.begin() as session:
             profiles.save(session, self.backend.settings, name, definition, "test")
@@ -76,7 +82,7 @@ class Importer:
     def rows(self) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.url) as connection:
             return connection.execute(
-                f"SELECT id, name, amount::text, active FROM {self.table} ORDER BY id"
+                f"SELECT id, name, amount::text, active FROM imports.{self.table} ORDER BY id"
             ).fetchall()
 
     def report(self, result: dict[str, Any]) -> list[list[str]]:
@@ -91,6 +97,7 @@ class Importer:
 def importer(backend: Backend) -> Importer:
     table = f"t_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(target_url(backend.settings, "platform"), autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA IF NOT EXISTS imports")
         connection.execute(TABLE.format(name=table))
     return Importer(backend, table)
 
@@ -175,7 +182,7 @@ def test_gzip_and_json_lines_with_nested_values_into_jsonb(importer: Importer) -
     result = importer.run(profile, gzip.compress("\n".join(lines).encode()))
     assert result["inserted"] == 2
     with psycopg.connect(importer.url) as connection:
-        assert connection.execute(f"SELECT doc FROM {importer.table} WHERE id = 1").fetchone() == (
+        assert connection.execute(f"SELECT doc FROM imports.{importer.table} WHERE id = 1").fetchone() == (
             {"tags": ["a", "b"], "n": 1},
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import uuid
 from typing import Any
 
@@ -10,7 +11,19 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from jobs.catalogue.base import JobType
 from jobs.catalogue.inputs import object_url
 
-ENCODING = validate.Regexp(r"^[A-Za-z0-9_.:-]{1,40}$")
+MAX_VERSION = 2**31 - 1
+
+
+def _encoding(value: str) -> None:
+    """A text encoding Python knows (``rot13`` and the like transform text, they do not decode it)."""
+    try:
+        found = codecs.lookup(value)
+    except LookupError:
+        raise ValidationError(f"Unknown encoding {value!r}.") from None
+    if not found._is_text_encoding:
+        raise ValidationError(f"{value!r} is not a text encoding.")
+
+
 ONE_CHARACTER = validate.Length(equal=1)
 
 
@@ -18,13 +31,15 @@ class CsvOptions(Schema):
     delimiter = fields.String(load_default=",", validate=ONE_CHARACTER)
     quote = fields.String(load_default='"', validate=ONE_CHARACTER)
     header = fields.Boolean(load_default=True)
-    encoding = fields.String(load_default="utf-8", validate=ENCODING)
+    encoding = fields.String(load_default="utf-8", validate=[validate.Length(max=40), _encoding])
 
 
 class ImportPayload(Schema):
     profile = fields.String(required=True, metadata={"example": "people"})
     version = fields.Integer(
-        load_default=None, validate=validate.Range(min=1), metadata={"description": "default: the latest"}
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_VERSION),
+        metadata={"description": "default: the latest"},
     )
     file = fields.UUID(load_default=None, metadata={"description": "An uploaded file's id."})
     url = fields.String(

@@ -70,6 +70,16 @@ class ProfileCreate(ProfileDefinition):
     name = fields.String(required=True, validate=NAME)
 
 
+def check_name(name: str) -> None:
+    """A profile's name from a path or a file, held to the rule a body's name is."""
+    try:
+        NAME(name)
+    except ValidationError:
+        raise InvalidJobError(
+            {"name": [f"{name!r} is not lower-case letters, digits and hyphens (64 at most)."]}
+        ) from None
+
+
 def normalised(loaded: dict[str, Any]) -> dict[str, Any]:
     """A loaded definition as it is stored and compared: key columns are required."""
     columns = [
@@ -125,6 +135,7 @@ def save(
     session: Session, settings: Settings, name: str, definition: dict[str, Any], actor: str
 ) -> tuple[ImportProfile, bool]:
     """The profile's next version, or its latest unchanged; whether one was written."""
+    check_name(name)
     try:
         current = latest(session, name)
     except ImportProfileNotFoundError:

@@ -68,6 +68,7 @@ def connect(url: str, what: str) -> psycopg.Connection[Any]:
 def check_table(settings: Settings, definition: dict[str, Any]) -> None:
     """Raises InvalidInputError naming the first column that does not fit."""
     with connect(target_url(settings, definition["target"]), definition["target"]) as connection:
+        _not_the_platforms_own(connection, definition)
         table = f"{definition['schema']}.{definition['table']}"
         found = {
             name: (kind, needed)
@@ -86,6 +87,19 @@ def check_table(settings: Settings, definition: dict[str, Any]) -> None:
                 raise InvalidInputError(
                     f"An upsert into {table} needs a unique index on its keys ({', '.join(definition['keys'])})."
                 )
+
+
+def _not_the_platforms_own(connection: psycopg.Connection[Any], definition: dict[str, Any]) -> None:
+    """An import into the platform's database keeps out of the schema of its own tables: a file
+    must not be able to write a token, a job or the audit log."""
+    if definition["target"] != PLATFORM:
+        return
+    row = connection.execute("SELECT current_schema()").fetchone()
+    own = row[0] if row else "public"
+    if definition["schema"] == own:
+        raise InvalidInputError(
+            f"The schema {own} holds the platform's own tables and is no import target: name another schema of the platform's database."
+        )
 
 
 def _check_columns(table: str, columns: list[dict[str, Any]], found: dict[str, tuple[str, bool]]) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,10 @@ from typing import Any
 import psycopg
 
 from jobs import files
+from jobs.errors import ImportProfileNotFoundError, InvalidInputError, TargetUnavailableError
 from jobs.imports import profiles
 from jobs.imports.targets import check_table, connect, target_url
+from jobs.models import ImportProfile
 from jobs.storage.base import Readable, size_text
 from tasks.context import JobContext
 from tasks.errors import PermanentError, RetryableError
@@ -28,6 +30,7 @@ from tasks.imports.rows import BadRow, Column, read_rows
 
 PROGRESS_EVERY_S = 1.0
 REPORT_HEADER = ("line", "column", "value", "reason")
+BROKEN_GZIP = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 class Hashed:
@@ -43,21 +46,24 @@ class Hashed:
 
 
 class Report:
-    """The bad rows, to a CSV file in the job's scratch folder, stored as a file at the end."""
+    """The bad rows, to a CSV file in the job's scratch folder, stored as a file when asked."""
 
     def __init__(self, folder: Path):
         self.path = folder / "bad-rows.csv"
-        self.file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115  # closed by store
+        self.file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115  # closed by close()
         self.writer = csv.writer(self.file)
         self.writer.writerow(REPORT_HEADER)
         self.count = 0
 
-    def add(self, bad: BadRow) -> None:
-        self.writer.writerow((bad.line, bad.column or "", bad.value, bad.reason))
+    def add(self, line: int, column: str | None, value: str, reason: str) -> None:
+        self.writer.writerow((line, column or "", value, reason))
         self.count += 1
 
-    def store(self, ctx: JobContext) -> dict[str, str] | None:
+    def close(self) -> None:
         self.file.close()
+
+    def store(self, ctx: JobContext) -> dict[str, str] | None:
+        self.close()
         if not self.count:
             return None
         with (
@@ -71,33 +77,35 @@ class Report:
         return {"file": str(row.id), "url": row.url}
 
 
+class Counts:
+    read = 0
+
+
 def import_file(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     started = time.monotonic()
-    with ctx.sessions() as session:
-        profile = profiles.latest(session, payload["profile"], payload["version"])
-    definition = profile.definition
+    profile = _profile(payload, ctx)
     storage, key = ctx.resolve({"file": payload["file"]} if payload.get("file") else {"url": payload["url"]})
     size = storage.stat(key).size
     with tempfile.TemporaryDirectory(prefix="conveyor-import-") as folder, closing(storage.open(key)) as raw:
-        report, hashed = Report(Path(folder)), Hashed(raw)
-        counts = {"read": 0}
-        rows = _checked(
-            read_rows(
-                hashed, _columns(definition), **_reading(payload, definition), on_bytes=_progress(ctx, size)
-            ),
-            report,
-            counts,
-        )
+        report, hashed, counts = Report(Path(folder)), Hashed(raw), Counts()
         try:
-            merged, already = _run(payload, ctx, profile, rows, report, counts, hashed)
+            rows = _checked(
+                lambda: read_rows(
+                    hashed, _columns(profile.definition), **_reading(payload), on_bytes=_progress(ctx, size)
+                ),
+                report,
+                counts,
+            )
+            merged, already = _run(payload, ctx, profile, rows, report, hashed)
         finally:
-            stored = report.store(ctx)
-        _refuse_if_too_bad(payload, report.count, counts["read"], stored)
+            report.close()
+        stored = report.store(ctx)
+        _refuse_if_too_bad(payload, report.count, counts.read, stored)
     return {
         "profile": profile.name,
         "profile_version": profile.version,
         "sha256": hashed.sha256.hexdigest(),
-        "rows_read": counts["read"],
+        "rows_read": counts.read,
         "bad": report.count,
         **merged.__dict__,
         "bytes": size,
@@ -108,55 +116,79 @@ def import_file(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     }
 
 
+def _profile(payload: dict[str, Any], ctx: JobContext) -> ImportProfile:
+    try:
+        with ctx.sessions() as session:
+            return profiles.latest(session, payload["profile"], payload["version"])
+    except ImportProfileNotFoundError as exc:
+        raise PermanentError(str(exc)) from None
+
+
 def _run(
     payload: dict[str, Any],
     ctx: JobContext,
-    profile: Any,
+    profile: ImportProfile,
     rows: Iterator[tuple[int, list[Any]]],
     report: Report,
-    counts: dict[str, int],
     hashed: Hashed,
 ) -> tuple[Merged, str | None]:
     if payload["dry_run"]:
-        staged = sum(1 for _ in rows)
-        return Merged(0, 0, staged), None
-    definition = profile.definition
-    check_table(ctx.settings, definition)
+        return Merged(0, 0, sum(1 for _ in rows)), None
+    target = profile.definition["target"]
     try:
-        with connect(target_url(ctx.settings, definition["target"]), definition["target"]) as connection:
-            load = Load(connection, definition)
-            load.stage(rows)
-            already = load.imported_by(hashed.sha256.hexdigest(), profile.name, profile.version)
-            if already is not None and definition["mode"] != "replace":
-                connection.rollback()
-                return Merged(0, 0, load.staged), already
-            for line, key in load.conflicts():
-                report.add(BadRow(line, None, key, "a row with this key is already in the table"))
-            if _too_bad(payload, report.count, counts["read"]):
-                connection.rollback()
-                return Merged(0, 0, 0), None
-            merged = load.merge()
-            load.record(hashed.sha256.hexdigest(), profile.name, profile.version, str(ctx.job_id))
-            return merged, None
-    except psycopg.OperationalError as exc:
-        raise RetryableError(f"The import target {definition['target']} failed: {str(exc).strip()}") from None
+        check_table(ctx.settings, profile.definition)
+        with connect(target_url(ctx.settings, target), target) as connection:
+            return _load(payload, ctx, profile, Load(connection, profile.definition), rows, report, hashed)
+    except (TargetUnavailableError, psycopg.OperationalError) as exc:
+        raise RetryableError(f"The import target {target} failed: {str(exc).strip()}") from None
+    except InvalidInputError:
+        raise
     except psycopg.Error as exc:
+        raise PermanentError(f"The import target {target} refused the rows: {str(exc).strip()}") from None
+
+
+def _load(
+    payload: dict[str, Any],
+    ctx: JobContext,
+    profile: ImportProfile,
+    load: Load,
+    rows: Iterator[tuple[int, list[Any]]],
+    report: Report,
+    hashed: Hashed,
+) -> tuple[Merged, str | None]:
+    """Stage, claim the ledger, take out what is rejected, then merge, or roll back."""
+    load.stage(rows)
+    already = load.claim(hashed.sha256.hexdigest(), profile.name, profile.version, str(ctx.job_id))
+    if already is not None and profile.definition["mode"] != "replace":
+        load.connection.rollback()
+        return Merged(0, 0, load.staged), already
+    for line, key, reason in load.rejected():
+        report.add(line, None, key, reason)
+    if _too_bad(payload, report.count, report.count + load.staged):
+        load.connection.rollback()
+        return Merged(0, 0, 0), None
+    if profile.definition["mode"] == "replace" and not load.staged:
         raise PermanentError(
-            f"The import target {definition['target']} refused the rows: {str(exc).strip()}"
-        ) from None
+            "The file has no valid rows: a replace would empty the table, so nothing was merged."
+        )
+    return load.merge(), None
 
 
-def _checked(rows: Iterator[Any], report: Report, counts: dict[str, int]) -> Iterator[tuple[int, list[Any]]]:
+def _checked(
+    make: Callable[[], Iterator[Any]], report: Report, counts: Counts
+) -> Iterator[tuple[int, list[Any]]]:
     """The valid rows; the bad ones go to the report. A gzip stream that breaks off spoils the file."""
     try:
-        for row in rows:
-            counts["read"] += 1
+        for row in make():
+            counts.read += 1
             if isinstance(row, BadRow):
-                report.add(row)
+                report.add(row.line, row.column, row.value, row.reason)
             else:
                 yield row
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except BROKEN_GZIP as exc:
         raise PermanentError(f"The gzip input is corrupt or truncated: {exc}") from None
+    except LookupError as exc:
+        raise PermanentError(f"Unknown encoding: {exc}") from None
 
 
 def _columns(definition: dict[str, Any]) -> list[Column]:
@@ -173,7 +205,8 @@ def _columns(definition: dict[str, Any]) -> list[Column]:
     ]
 
 
-def _reading(payload: dict[str, Any], definition: dict[str, Any]) -> dict[str, Any]:
+def _reading(payload: dict[str, Any]) -> dict[str, Any]:
+    """Keys are checked in SQL, on the staging table, not in the worker's memory."""
     options = payload["csv"]
     return {
         "format": payload["format"],
@@ -181,11 +214,10 @@ def _reading(payload: dict[str, Any], definition: dict[str, Any]) -> dict[str, A
         "quote": options["quote"],
         "header": options["header"],
         "encoding": options["encoding"],
-        "keys": definition["keys"],
     }
 
 
-def _progress(ctx: JobContext, size: int) -> Any:
+def _progress(ctx: JobContext, size: int) -> Callable[[int], None]:
     """Bytes read against the object's size, at most once a second; a cancel raises here,
     between batches, and the transaction with the staged rows is rolled back."""
     last = [0.0]
@@ -210,7 +242,7 @@ def _too_bad(payload: dict[str, Any], bad: int, read: int) -> bool:
 def _refuse_if_too_bad(payload: dict[str, Any], bad: int, read: int, stored: dict[str, str] | None) -> None:
     """A dry run only reports; a real one with too many bad rows merged nothing and fails."""
     if not payload["dry_run"] and _too_bad(payload, bad, read):
-        where = stored["url"] if stored else "(no report)"
+        where = f"{stored['url']} (file {stored['file']})" if stored else "(none)"
         raise PermanentError(
-            f"{bad} of {read} rows are bad, over the limit; nothing was merged. The report: {where} (file {stored['file'] if stored else '-'})."
+            f"{bad} of {read} rows are bad, over the limit; nothing was merged. The report: {where}."
         )

@@ -2,27 +2,33 @@
 the same transaction, so a reader sees the whole import or none of it, and a worker killed mid-way
 leaves nothing (the staging table goes with its transaction).
 
-The target database keeps a ledger of what it has merged (file sha256, profile and version): the
-same file imported again with the same profile version merges nothing.
+What the staging table shows before the merge is reported, not merged: a key seen twice in the
+file, and for ``insert`` a key the table already has; both are found in SQL, so a file's keys are
+never held in the worker. The target database keeps a ledger of what it has merged (the file's
+sha256, the profile and its version), claimed in the merge's own transaction: the same file with
+the same profile version is merged once, even by two jobs at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-STAGING = "conveyor_staging"
-LINE = "conveyor_line"
+STAGING, REJECTED, LINE = "conveyor_staging", "conveyor_rejected", "conveyor_line"
 LEDGER = "conveyor_import_ledger"
 # psycopg's names for the profile's types, for COPY to dump each value as its column's type.
 COPY_TYPES = {
     **{"text": "text", "integer": "int4", "bigint": "int8", "numeric": "numeric", "boolean": "bool"},
     **{"date": "date", "timestamptz": "timestamptz", "uuid": "uuid", "jsonb": "jsonb"},
 }
+_LEDGER_TABLE = (
+    "CREATE TABLE IF NOT EXISTS {} (sha256 text, profile text, version integer, job_id text, rows bigint,"
+    " imported_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sha256, profile, version))"
+)
 
 
 @dataclass(frozen=True)
@@ -41,93 +47,130 @@ class Load:
         self.table = sql.Identifier(definition["schema"], definition["table"])
         self.names = [column["name"] for column in definition["columns"]]
         self.columns = sql.SQL(", ").join(map(sql.Identifier, self.names))
+        self.keys = definition["keys"]
         self.staged = 0
+
+    def _run(self, statement: str, *parts: Any, params: Any = None) -> psycopg.Cursor[Any]:
+        return self.connection.execute(sql.SQL(statement).format(*parts), params)
 
     def stage(self, rows: Iterable[tuple[int, list[Any]]]) -> None:
         """COPY the valid rows, each with its line in the file, into the staging table."""
-        self.connection.execute(
-            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-                sql.Identifier(STAGING), self.columns, self.table
-            )
+        staging = sql.Identifier(STAGING)
+        self._run(
+            "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA",
+            staging,
+            self.columns,
+            self.table,
         )
-        self.connection.execute(
-            sql.SQL("ALTER TABLE {} ADD COLUMN {} bigint").format(
-                sql.Identifier(STAGING), sql.Identifier(LINE)
-            )
-        )
-        copy = sql.SQL("COPY {} ({}, {}) FROM STDIN").format(
-            sql.Identifier(STAGING), self.columns, sql.Identifier(LINE)
-        )
+        self._run("ALTER TABLE {} ADD COLUMN {} bigint", staging, sql.Identifier(LINE))
+        copy = sql.SQL("COPY {} ({}, {}) FROM STDIN").format(staging, self.columns, sql.Identifier(LINE))
         with self.connection.cursor().copy(copy) as stream:
             stream.set_types([*(COPY_TYPES[column["type"]] for column in self.definition["columns"]), "int8"])
             for line, values in rows:
                 stream.write_row([*values, line])
                 self.staged += 1
 
-    def imported_by(self, sha256: str, profile: str, version: int) -> str | None:
-        """The job that already merged this file with this profile version, if any."""
-        self.connection.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (sha256 text, profile text, version integer, job_id text,"
-                " rows bigint, imported_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (sha256, profile, version))"
-            ).format(self._ledger())
+    def claim(self, sha256: str, profile: str, version: int, job_id: str) -> str | None:
+        """Claim the file in the ledger; the job that merged it already, if one did (a claim of a
+        job still running waits for its end)."""
+        ledger = sql.Identifier(self.definition["schema"], LEDGER)
+        self._run(
+            "SELECT pg_advisory_xact_lock(hashtext({}))", sql.Literal(f"{self.definition['schema']}.{LEDGER}")
         )
-        found = self.connection.execute(
-            sql.SQL("SELECT job_id FROM {} WHERE sha256 = %s AND profile = %s AND version = %s").format(
-                self._ledger()
-            ),
-            (sha256, profile, version),
+        self._run(_LEDGER_TABLE, ledger)
+        claimed = self._run(
+            "INSERT INTO {} (sha256, profile, version, job_id, rows) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING job_id",
+            ledger,
+            params=(sha256, profile, version, job_id, self.staged),
+        ).fetchone()
+        if claimed:
+            return None
+        found = self._run(
+            "SELECT job_id FROM {} WHERE sha256 = %s AND profile = %s AND version = %s",
+            ledger,
+            params=(sha256, profile, version),
         ).fetchone()
         return str(found[0]) if found else None
 
-    def conflicts(self) -> list[tuple[int, str]]:
-        """For ``insert``: the staged rows whose key the table already has, (line, key as text)."""
-        keys = self.definition["keys"]
-        if self.definition["mode"] != "insert" or not keys:
-            return []
-        matched = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(key)) for key in keys)
-        shown = sql.SQL(" || ', ' || ").join(
-            sql.SQL("s.{}::text").format(sql.Identifier(key)) for key in keys
+    def rejected(self) -> Iterator[tuple[int, str, str]]:
+        """Take out of staging, and give as (line, key, reason): a key seen on an earlier line
+        of the file, and for ``insert`` a key the table already has. Read in batches."""
+        if not self.keys:
+            return
+        self._run(
+            "CREATE TEMP TABLE {} (line bigint, key text, reason text) ON COMMIT DROP",
+            sql.Identifier(REJECTED),
         )
-        query = sql.SQL(
-            "SELECT s.{}, {} FROM {} s WHERE EXISTS (SELECT 1 FROM {} t WHERE {}) ORDER BY 1"
-        ).format(sql.Identifier(LINE), shown, sql.Identifier(STAGING), self.table, matched)
-        return [(int(line), str(key)) for line, key in self.connection.execute(query)]
+        self._take_out(self._duplicates())
+        if self.definition["mode"] == "insert":
+            self._take_out(self._present())
+        with self.connection.cursor(name="conveyor_rejected_rows") as cursor:
+            cursor.execute(
+                sql.SQL("SELECT line, key, reason FROM {} ORDER BY line").format(sql.Identifier(REJECTED))
+            )
+            yield from cursor
+
+    def _take_out(self, matching: sql.Composable) -> None:
+        removed = self._run(
+            "WITH gone AS (DELETE FROM {} s USING ({}) m WHERE s.{} = m.line RETURNING m.line, m.key, m.reason)"
+            " INSERT INTO {} SELECT line, key, reason FROM gone",
+            sql.Identifier(STAGING),
+            matching,
+            sql.Identifier(LINE),
+            sql.Identifier(REJECTED),
+        )
+        self.staged -= removed.rowcount
+
+    def _shown_key(self, alias: str) -> sql.Composable:
+        return sql.SQL(" || ', ' || ").join(
+            sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(key)) for key in self.keys
+        )
+
+    def _duplicates(self) -> sql.Composable:
+        keys = sql.SQL(", ").join(map(sql.Identifier, self.keys))
+        return sql.SQL(
+            "SELECT line, key, 'duplicate key, first seen on line ' || first AS reason FROM"
+            " (SELECT d.{line} AS line, {shown} AS key, min(d.{line}) OVER (PARTITION BY {keys}) AS first FROM {staging} d) f"
+            " WHERE line > first"
+        ).format(
+            line=sql.Identifier(LINE), shown=self._shown_key("d"), keys=keys, staging=sql.Identifier(STAGING)
+        )
+
+    def _present(self) -> sql.Composable:
+        matched = sql.SQL(" AND ").join(
+            sql.SQL("t.{0} = p.{0}").format(sql.Identifier(key)) for key in self.keys
+        )
+        return sql.SQL(
+            "SELECT p.{line} AS line, {shown} AS key, 'a row with this key is already in the table' AS reason"
+            " FROM {staging} p WHERE EXISTS (SELECT 1 FROM {table} t WHERE {matched})"
+        ).format(
+            line=sql.Identifier(LINE),
+            shown=self._shown_key("p"),
+            staging=sql.Identifier(STAGING),
+            table=self.table,
+            matched=matched,
+        )
 
     def merge(self) -> Merged:
         mode = self.definition["mode"]
-        deleted = 0
-        if mode == "replace":
-            deleted = self.connection.execute(sql.SQL("DELETE FROM {}").format(self.table)).rowcount
-        select = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM {}").format(
+        deleted = self._run("DELETE FROM {}", self.table).rowcount if mode == "replace" else 0
+        insert = sql.SQL("INSERT INTO {} AS t ({}) SELECT {} FROM {}").format(
             self.table, self.columns, self.columns, sql.Identifier(STAGING)
         )
-        if mode != "upsert":
-            conflict = sql.SQL(" ON CONFLICT DO NOTHING") if mode == "insert" else sql.SQL("")
-            inserted = self.connection.execute(select + conflict).rowcount
-            return Merged(inserted, 0, self.staged - inserted, deleted)
-        flags = [
-            row[0]
-            for row in self.connection.execute(
-                select + self._on_conflict() + sql.SQL(" RETURNING (xmax = 0)")
-            )
-        ]
-        inserted = sum(flags)
-        return Merged(inserted, len(flags) - inserted, self.staged - len(flags))
+        counted = self._run(
+            "WITH m AS ({} RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM m",
+            insert + self._on_conflict(),
+        ).fetchone()
+        inserted, touched = (int(counted[0]), int(counted[1])) if counted else (0, 0)
+        return Merged(inserted, touched - inserted, self.staged - touched, deleted)
 
-    def record(self, sha256: str, profile: str, version: int, job_id: str) -> None:
-        self.connection.execute(
-            sql.SQL(
-                "INSERT INTO {} (sha256, profile, version, job_id, rows) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-            ).format(self._ledger()),
-            (sha256, profile, version, job_id, self.staged),
-        )
-
-    def _on_conflict(self) -> sql.Composed:
-        keys = self.definition["keys"]
-        others = [name for name in self.names if name not in keys]
-        target = sql.SQL(", ").join(map(sql.Identifier, keys))
-        if not others:
+    def _on_conflict(self) -> sql.Composable:
+        mode = self.definition["mode"]
+        if mode == "replace" or not self.keys:
+            return sql.SQL("")
+        target = sql.SQL(", ").join(map(sql.Identifier, self.keys))
+        others = [name for name in self.names if name not in self.keys]
+        if mode == "insert" or not others:
             return sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(target)
         assign = sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name)) for name in others
@@ -137,6 +180,3 @@ class Load:
         return sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
             target, assign, old, new
         )
-
-    def _ledger(self) -> sql.Identifier:
-        return sql.Identifier(self.definition["schema"], LEDGER)
