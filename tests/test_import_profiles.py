@@ -105,7 +105,7 @@ def test_a_profile_is_saved_read_and_versioned(client: FlaskClient, ops: str, pe
         ),
         (
             {"table": "loose", "columns": [{"name": "id", "type": "bigint"}]},
-            "needs a unique index on its keys (id)",
+            "by keys needs a unique index on them (id)",
         ),
         ({"target": "elsewhere"}, "No import target is named 'elsewhere'"),
     ],

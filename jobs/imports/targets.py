@@ -81,11 +81,11 @@ def check_table(settings: Settings, definition: dict[str, Any]) -> None:
                 f"The table {table} does not exist in target {definition['target']}: create it with your migrations."
             )
         _check_columns(table, definition["columns"], found)
-        if definition["mode"] == "upsert":
+        if definition["keys"] and definition["mode"] != "replace":
             unique = [sorted(row[0]) for row in connection.execute(_UNIQUE_INDEXES, (table,))]
             if sorted(definition["keys"]) not in unique:
                 raise InvalidInputError(
-                    f"An upsert into {table} needs a unique index on its keys ({', '.join(definition['keys'])})."
+                    f"An {definition['mode']} into {table} by keys needs a unique index on them ({', '.join(definition['keys'])})."
                 )
 
 
