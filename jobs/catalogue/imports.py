@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import codecs
-import uuid
-from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate
 
 from jobs.catalogue.base import JobType
-from jobs.catalogue.inputs import object_url
+from jobs.catalogue.inputs import FileOrUrl
 
 MAX_VERSION = 2**31 - 1
 
@@ -34,18 +32,12 @@ class CsvOptions(Schema):
     encoding = fields.String(load_default="utf-8", validate=[validate.Length(max=40), _encoding])
 
 
-class ImportPayload(Schema):
+class ImportPayload(FileOrUrl):
     profile = fields.String(required=True, metadata={"example": "people"})
     version = fields.Integer(
         load_default=None,
         validate=validate.Range(min=1, max=MAX_VERSION),
         metadata={"description": "default: the latest"},
-    )
-    file = fields.UUID(load_default=None, metadata={"description": "An uploaded file's id."})
-    url = fields.String(
-        load_default=None,
-        validate=object_url,
-        metadata={"description": "Or an object's s3:// or file:// URL."},
     )
     format = fields.String(
         load_default=None,
@@ -60,15 +52,6 @@ class ImportPayload(Schema):
     )
     max_bad_ratio = fields.Float(load_default=None, validate=validate.Range(min=0, max=1))
     dry_run = fields.Boolean(load_default=False)
-
-    @post_load
-    def _as_json(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return {name: str(value) if isinstance(value, uuid.UUID) else value for name, value in data.items()}
-
-    @validates_schema
-    def _one_input(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if (data.get("file") is None) == (data.get("url") is None):
-            raise ValidationError("Give exactly one of file (an uploaded file's id) or url.", "file")
 
 
 JOB_TYPES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, post_load, validates_schema
 
 from jobs.errors import InvalidInputError
 from jobs.storage.urls import split_object
@@ -42,3 +42,23 @@ def object_url(url: str) -> str:
     except InvalidInputError as exc:
         raise ValidationError(str(exc)) from None
     return url
+
+
+class FileOrUrl(Schema):
+    """A payload naming its input at the top level: ``file`` (an upload's id) or ``url``."""
+
+    file = fields.UUID(load_default=None, metadata={"description": "An uploaded file's id."})
+    url = fields.String(
+        load_default=None,
+        validate=object_url,
+        metadata={"description": "Or an object's s3:// or file:// URL."},
+    )
+
+    @post_load
+    def _as_json(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {name: str(value) if isinstance(value, uuid.UUID) else value for name, value in data.items()}
+
+    @validates_schema
+    def _one_input(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("file") is None) == (data.get("url") is None):
+            raise ValidationError("Give exactly one of file (an uploaded file's id) or url.", "file")

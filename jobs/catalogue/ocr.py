@@ -11,13 +11,12 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from jobs.catalogue.base import JobType
-from jobs.catalogue.inputs import object_url
+from jobs.catalogue.inputs import FileOrUrl
 from jobs.settings import Settings
 
 # 0 is orientation detection only and 2 is not implemented by tesseract: neither gives text.
@@ -27,13 +26,7 @@ LANGUAGES_CACHE_S = 60.0
 TESSERACT = "tesseract"
 
 
-class OcrPayload(Schema):
-    file = fields.UUID(load_default=None, metadata={"description": "An uploaded file's id."})
-    url = fields.String(
-        load_default=None,
-        validate=object_url,
-        metadata={"description": "Or an object's s3:// or file:// URL."},
-    )
+class OcrPayload(FileOrUrl):
     languages = fields.List(
         fields.String(validate=validate.Regexp(r"^[A-Za-z_]{3,32}$")),
         load_default=lambda: ["eng"],
@@ -52,15 +45,6 @@ class OcrPayload(Schema):
     password = fields.String(
         load_default=None, validate=validate.Length(max=1024), metadata={"description": "An encrypted PDF's."}
     )
-
-    @post_load
-    def _as_json(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return {name: str(value) if isinstance(value, uuid.UUID) else value for name, value in data.items()}
-
-    @validates_schema
-    def _one_input(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if (data.get("file") is None) == (data.get("url") is None):
-            raise ValidationError("Give exactly one of file (an uploaded file's id) or url.", "file")
 
 
 class OcrPagesPayload(OcrPayload):
