@@ -204,3 +204,8 @@ def test_a_truncated_gzip_file_is_refused_and_nothing_is_merged(importer: Import
     with pytest.raises(PermanentError, match="The gzip input is corrupt or truncated"):
         importer.run(importer.profile("upsert"), data[: len(data) // 2])
     assert importer.rows() == []
+
+
+def test_an_unknown_profile_is_a_permanent_error(importer: Importer) -> None:
+    with pytest.raises(PermanentError, match="No import profile is named 'nobody' at version 3"):
+        importer.run("nobody", GOOD.encode(), version=3)

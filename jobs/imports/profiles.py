@@ -97,11 +97,16 @@ def load_definition(body: dict[str, Any]) -> dict[str, Any]:
         raise InvalidJobError(exc.normalized_messages()) from None
 
 
-def latest(session: Session, name: str, version: int | None = None) -> ImportProfile:
+def find(session: Session, name: str, version: int | None = None) -> ImportProfile | None:
+    """The profile's latest version, or the one asked for; None if there is none."""
     statement = select(ImportProfile).where(ImportProfile.name == name)
     if version is not None:
         statement = statement.where(ImportProfile.version == version)
-    found = session.scalars(statement.order_by(ImportProfile.version.desc()).limit(1)).first()
+    return session.scalars(statement.order_by(ImportProfile.version.desc()).limit(1)).first()
+
+
+def latest(session: Session, name: str, version: int | None = None) -> ImportProfile:
+    found = find(session, name, version)
     if found is None:
         raise ImportProfileNotFoundError(
             f"No import profile is named {name!r}" + (f" at version {version}." if version else ".")

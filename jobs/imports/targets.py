@@ -16,6 +16,8 @@ from jobs.errors import InvalidInputError, TargetUnavailableError
 from jobs.settings import Settings
 
 PLATFORM = "platform"
+# A target that did not answer, or dropped the connection: worth another attempt.
+UNAVAILABLE = (TargetUnavailableError, psycopg.OperationalError)
 CONNECT_TIMEOUT_S = 5
 # What information_schema.columns calls each profile type.
 PG_TYPES = {

@@ -18,9 +18,8 @@ from typing import Any
 import psycopg
 
 from jobs import files
-from jobs.errors import ImportProfileNotFoundError, InvalidInputError, TargetUnavailableError
 from jobs.imports import profiles
-from jobs.imports.targets import check_table, connect, target_url
+from jobs.imports.targets import UNAVAILABLE, check_table, connect, target_url
 from jobs.models import ImportProfile
 from jobs.storage.base import Readable, size_text
 from tasks.context import JobContext
@@ -117,11 +116,12 @@ def import_file(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 
 def _profile(payload: dict[str, Any], ctx: JobContext) -> ImportProfile:
-    try:
-        with ctx.sessions() as session:
-            return profiles.latest(session, payload["profile"], payload["version"])
-    except ImportProfileNotFoundError as exc:
-        raise PermanentError(str(exc)) from None
+    with ctx.sessions() as session:
+        found = profiles.find(session, payload["profile"], payload["version"])
+    if found is None:
+        version = f" at version {payload['version']}" if payload["version"] else ""
+        raise PermanentError(f"No import profile is named {payload['profile']!r}{version}.")
+    return found
 
 
 def _run(
@@ -139,10 +139,8 @@ def _run(
         check_table(ctx.settings, profile.definition)
         with connect(target_url(ctx.settings, target), target) as connection:
             return _load(payload, ctx, profile, Load(connection, profile.definition), rows, report, hashed)
-    except (TargetUnavailableError, psycopg.OperationalError) as exc:
+    except UNAVAILABLE as exc:
         raise RetryableError(f"The import target {target} failed: {str(exc).strip()}") from None
-    except InvalidInputError:
-        raise
     except psycopg.Error as exc:
         raise PermanentError(f"The import target {target} refused the rows: {str(exc).strip()}") from None
 
