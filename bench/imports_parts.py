@@ -16,7 +16,7 @@ import psycopg
 
 from bench.ocr_measure import MB, CpuShare, PeakSampler, machine_busy_s, reaped_cpu_s, tree_cpu_s
 from jobs.imports import profiles
-from jobs.imports.targets import target_url
+from jobs.imports.targets import target_database
 from jobs.models import Job, JobState
 from tests.support import Backend, child_pids, stop_process, submit_and_publish, wait_until
 
@@ -85,14 +85,14 @@ def write_csvs(path: Path, rows: int, changed: Path | None = None) -> int:
 
 def create_table(backend: Backend, name: str) -> str:
     """In a schema of its own: the platform's own schema is no import target."""
-    with psycopg.connect(target_url(backend.settings, "platform"), autocommit=True) as connection:
+    with psycopg.connect(target_database(backend.settings, "platform").url, autocommit=True) as connection:
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         connection.execute(TABLE.format(name=f"{SCHEMA}.{name}"))
     return f"{SCHEMA}.{name}"
 
 
 def count(backend: Backend, table: str, where: str = "true") -> int:
-    with psycopg.connect(target_url(backend.settings, "platform")) as connection:
+    with psycopg.connect(target_database(backend.settings, "platform").url) as connection:
         found = connection.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()
     return int(found[0]) if found else 0
 
@@ -133,7 +133,7 @@ class Servers:
 
 def copy_anchor(backend: Backend, servers: Servers, csv: Path, table: str, rows: int) -> Measure:
     """``psql -c "\\copy ..."`` into an empty table of the same shape, fork to exit."""
-    url = target_url(backend.settings, "platform")
+    url = target_database(backend.settings, "platform").url
     command = f"\\copy {table} FROM '{csv}' WITH (FORMAT csv, HEADER true)"
     busy, own, server, started = machine_busy_s(), reaped_cpu_s(), servers.cpu_s(), time.monotonic()
     done = subprocess.run(

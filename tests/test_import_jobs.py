@@ -15,7 +15,7 @@ import pytest
 from api import create_app
 from jobs import files
 from jobs.imports import profiles
-from jobs.imports.targets import target_url
+from jobs.imports.targets import target_database
 from tests.support import Backend, auth, child_pids, submit, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def count(url: str, table: str) -> int:
 
 def prepared(backend: Backend) -> tuple[str, str, str]:
     """A table, a profile for it and an uploaded file of ROWS rows: (target URL, table, file id)."""
-    url, table = target_url(backend.settings, "platform"), f"t_{uuid.uuid4().hex[:8]}"
+    url, table = target_database(backend.settings, "platform").url, f"t_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("CREATE SCHEMA IF NOT EXISTS imports")
         connection.execute(

@@ -13,7 +13,7 @@ import yaml
 from flask.testing import FlaskClient
 
 from api import create_app
-from jobs.imports.targets import target_url
+from jobs.imports.targets import target_database
 from tests.api_helpers import assert_error
 from tests.support import Backend, auth, conveyor
 
@@ -42,7 +42,7 @@ def profile(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def people(backend: Backend) -> str:
-    with psycopg.connect(target_url(backend.settings, "platform"), autocommit=True) as connection:
+    with psycopg.connect(target_database(backend.settings, "platform").url, autocommit=True) as connection:
         connection.execute("CREATE SCHEMA IF NOT EXISTS imports")
         connection.execute(TABLE.format(name="imports.people"))
         connection.execute("CREATE TABLE IF NOT EXISTS imports.loose (id bigint, name text)")

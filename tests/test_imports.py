@@ -15,7 +15,7 @@ import pytest
 from jobs import files
 from jobs.catalogue import validate_payload
 from jobs.imports import profiles
-from jobs.imports.targets import target_url
+from jobs.imports.targets import target_database
 from tasks.context import JobContext
 from tasks.errors import PermanentError
 from tasks.imports.job import import_file
@@ -40,7 +40,7 @@ GOOD = "id,name,amount,at,active\n1,ann,1.50,2026-01-01T00:00:00Z,true\n2,bob,2,
 class Importer:
     def __init__(self, backend: Backend, table: str):
         self.backend, self.table = backend, table
-        self.url = target_url(backend.settings, "platform")
+        self.url = target_database(backend.settings, "platform").url
 
     def profile(self, mode: str = "insert", columns: list[dict[str, Any]] | None = None) -> str:
         name = f"p-{uuid.uuid4().hex[:8]}"
@@ -96,7 +96,7 @@ class Importer:
 @pytest.fixture
 def importer(backend: Backend) -> Importer:
     table = f"t_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(target_url(backend.settings, "platform"), autocommit=True) as connection:
+    with psycopg.connect(target_database(backend.settings, "platform").url, autocommit=True) as connection:
         connection.execute("CREATE SCHEMA IF NOT EXISTS imports")
         connection.execute(TABLE.format(name=table))
     return Importer(backend, table)

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from jobs.audit import audit
+from jobs.catalogue.maintenance import PLATFORM
 from jobs.errors import ConflictError, ImportProfileNotFoundError, InvalidJobError
-from jobs.imports.targets import PG_TYPES, PLATFORM, check_table
+from jobs.imports.targets import PG_TYPES, check_table
 from jobs.models import ImportProfile
 from jobs.settings import Settings
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import psycopg
 
+from jobs.catalogue.maintenance import PLATFORM
 from jobs.errors import InvalidInputError, TargetUnavailableError
 from jobs.settings import Settings
+from jobs.upkeep.postgres import Database
 
-PLATFORM = "platform"
 # A target that did not answer, or dropped the connection: worth another attempt.
 UNAVAILABLE = (TargetUnavailableError, psycopg.OperationalError)
 CONNECT_TIMEOUT_S = 5
@@ -42,25 +43,25 @@ WHERE i.indrelid = to_regclass(%s) AND i.indisunique GROUP BY i.indexrelid
 """
 
 
-def target_url(settings: Settings, name: str) -> str:
+def target_database(settings: Settings, name: str) -> Database:
     """``platform`` is the platform's own database; others come from CONVEYOR_IMPORT_TARGETS."""
     if name == PLATFORM:
-        if not settings.database_url.startswith("postgresql"):
+        if not settings.has_postgresql:
             raise InvalidInputError(
                 "The platform's database is not PostgreSQL: imports need a target in CONVEYOR_IMPORT_TARGETS."
             )
-        return settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        return Database.at(settings.database_url)
     if name not in settings.import_targets:
         known = ", ".join([PLATFORM, *settings.import_targets])
         raise InvalidInputError(
             f"No import target is named {name!r}; known: {known} (CONVEYOR_IMPORT_TARGETS)."
         )
-    return settings.import_targets[name]
+    return Database.at(settings.import_targets[name])
 
 
-def connect(url: str, what: str) -> psycopg.Connection[Any]:
+def connect(database: Database, what: str) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+        return psycopg.connect(database.url, password=database.password, connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.OperationalError as exc:
         raise TargetUnavailableError(
             f"The import target {what} cannot be reached: {str(exc).strip()}"
@@ -69,7 +70,7 @@ def connect(url: str, what: str) -> psycopg.Connection[Any]:
 
 def check_table(settings: Settings, definition: dict[str, Any]) -> None:
     """Raises InvalidInputError naming the first column that does not fit."""
-    with connect(target_url(settings, definition["target"]), definition["target"]) as connection:
+    with connect(target_database(settings, definition["target"]), definition["target"]) as connection:
         _not_the_platforms_own(connection, definition)
         table = f"{definition['schema']}.{definition['table']}"
         found = {

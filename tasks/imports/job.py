@@ -19,7 +19,7 @@ import psycopg
 
 from jobs import files
 from jobs.imports import profiles
-from jobs.imports.targets import UNAVAILABLE, check_table, connect, target_url
+from jobs.imports.targets import UNAVAILABLE, check_table, connect, target_database
 from jobs.models import ImportProfile
 from jobs.storage.base import Readable, size_text
 from tasks.context import JobContext
@@ -137,7 +137,7 @@ def _run(
     target = profile.definition["target"]
     try:
         check_table(ctx.settings, profile.definition)
-        with connect(target_url(ctx.settings, target), target) as connection:
+        with connect(target_database(ctx.settings, target), target) as connection:
             return _load(payload, ctx, profile, Load(connection, profile.definition), rows, report, hashed)
     except UNAVAILABLE as exc:
         raise RetryableError(f"The import target {target} failed: {str(exc).strip()}") from None
