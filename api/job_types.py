@@ -10,8 +10,7 @@ from flask.views import MethodView
 from api.auth import SECURITY, require
 from api.schemas import JobTypeOut
 from api.strict_json import Blueprint
-from jobs.catalogue import JOB_TYPES, JobType, describe, payload_json_schema
-from jobs.catalogue.ocr import installed_languages
+from jobs.catalogue import JOB_TYPES, JobType, describe, installed_now, payload_json_schema
 
 blp = Blueprint("job-types", __name__, url_prefix="/v1/job-types", description="Job types.")
 
@@ -48,8 +47,4 @@ class JobTypes(MethodView):
     def get(self) -> list[dict[str, Any]]:
         """List the job types this deployment accepts; the OCR types with the language packs
         installed now (a pack added shows within a minute)."""
-        return [_with_languages(item) for item in CATALOGUE]
-
-
-def _with_languages(item: dict[str, Any]) -> dict[str, Any]:
-    return {**item, "languages": sorted(installed_languages() or ())} if "languages" in item else item
+        return [{**item, **installed_now(JOB_TYPES[item["name"]])} for item in CATALOGUE]

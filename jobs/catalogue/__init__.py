@@ -18,7 +18,15 @@ from jobs.catalogue.base import JobType
 from jobs.errors import InvalidJobError
 from jobs.settings import Settings
 
-__all__ = ["JOB_TYPES", "TYPE_OF_TASK", "JobType", "describe", "payload_json_schema", "validate_payload"]
+__all__ = [
+    "JOB_TYPES",
+    "TYPE_OF_TASK",
+    "JobType",
+    "describe",
+    "installed_now",
+    "payload_json_schema",
+    "validate_payload",
+]
 
 JOB_TYPES: dict[str, JobType] = {
     jt.name: jt
@@ -77,5 +85,10 @@ def describe(job_type: JobType) -> dict[str, Any]:
         "scope": job_type.scope,
         "internal": job_type.internal,
         "payload_schema": payload_json_schema(job_type),
-        **({"languages": sorted(ocr.installed_languages() or ())} if job_type.queue == "ocr" else {}),
     }
+
+
+def installed_now(job_type: JobType) -> dict[str, Any]:
+    """What this deployment has for the type at the moment, beside ``describe``'s fixed part:
+    the OCR types' language packs (a pack added shows within a minute)."""
+    return {"languages": sorted(ocr.installed_languages() or ())} if job_type.queue == "ocr" else {}

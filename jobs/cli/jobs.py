@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from jobs import dead_letters, service
-from jobs.catalogue import JOB_TYPES, describe
+from jobs.catalogue import JOB_TYPES, describe, installed_now
 from jobs.cli.support import Context, actor, parse_json, parse_uuid, pass_context, to_json
 from jobs.cli.waiting import finish
 from jobs.models import JobState
@@ -94,7 +94,7 @@ def retry_job(ctx: Context, job_id: str) -> None:
 def job_types(as_json: bool) -> None:
     """List the job types this release accepts."""
     if as_json:
-        click.echo(to_json([describe(jt) for jt in JOB_TYPES.values()]))
+        click.echo(to_json([{**describe(jt), **installed_now(jt)} for jt in JOB_TYPES.values()]))
         return
     for jt in JOB_TYPES.values():
         click.echo(f"{jt.name:10} {jt.queue:12} {jt.description}")
