@@ -40,12 +40,12 @@ from bench.imports_parts import (  # noqa: E402
     unique,
     write_csvs,
 )
+from bench.ocr_measure import print_sharing  # noqa: E402
 from tests.s3_server import S3Server  # noqa: E402
 from tests.support import Backend  # noqa: E402
 
 SPEED_TARGET = 0.8
 RSS_TARGET_MB = 200
-SHARED_ABOVE = 0.10  # of the machine's CPU time: the speed figures are then unreliable
 WARM_UP_ROWS = 1000
 
 
@@ -247,17 +247,6 @@ def print_verdicts(rows: list[Measure]) -> None:
             f" updated {result['updated']}, unchanged {result['unchanged']}, bad {result['bad']}"
         )
     print_sharing(rows)
-
-
-def print_sharing(rows: list[Measure]) -> None:
-    """The speed figures mean little when other processes took the cores; say so beside them."""
-    cores = os.cpu_count() or 1
-    shared = [r for r in rows if r.cpu.others_s > SHARED_ABOVE * r.seconds * cores]
-    for row in shared:
-        share = 100 * row.cpu.others_s / (row.seconds * cores)
-        print(f"  WARNING: other processes took {share:.0f} % of the machine during {row.name}")
-    if shared:
-        print("  The speed verdicts above are unreliable: run again on a quiet machine.")
 
 
 def verdict(met: bool) -> str:

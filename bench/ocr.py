@@ -27,14 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import load_average, print_log_tails  # noqa: E402
-from bench.ocr_measure import self_check  # noqa: E402
+from bench.ocr_measure import print_sharing, self_check  # noqa: E402
 from bench.ocr_parts import Measure, cli_anchor, job_phase, make_document, versions  # noqa: E402
 from tests.support import Backend  # noqa: E402
 
 SPEED_TARGET = 0.95
 CER_TARGET_PP = 0.5
 RSS_TARGET_MB = 300
-SHARED_ABOVE = 0.10  # of the machine's CPU time: the speed figures are then unreliable
 PRIMARY, TXT_ONLY = "txt tsv pdf", "txt"
 
 
@@ -184,17 +183,6 @@ def print_scaling(rows: list[Measure], processes: int, job: Measure) -> None:
         f"  scaling (reported): the job's speed-up from 1 to {processes} processes"
         f" {job.pages_per_s / one.pages_per_s:.2f}x; the CLI's {cli.pages_per_s / cli_one.pages_per_s:.2f}x"
     )
-
-
-def print_sharing(rows: list[Measure]) -> None:
-    """The speed figures mean little when other processes took the cores; say so beside them."""
-    cores = os.cpu_count() or 1
-    shared = [r for r in rows if r.cpu.others_s > SHARED_ABOVE * r.seconds * cores]
-    for row in shared:
-        share = 100 * row.cpu.others_s / (row.seconds * cores)
-        print(f"  WARNING: other processes took {share:.0f} % of the machine during {row.name}")
-    if shared:
-        print("  The speed verdicts above are unreliable: run again on a quiet machine.")
 
 
 def verdict(met: bool) -> str:

@@ -7,14 +7,17 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from tests.ocr_documents import normalised
 
 SAMPLE_EVERY_S = 0.1
 MB = 10**6
+SHARED_ABOVE = 0.10  # of the machine's CPU time: the speed figures are then unreliable
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -176,3 +179,20 @@ class CpuShare:
     @property
     def others_s(self) -> float:
         return max(0.0, self.machine_s - self.own_s)
+
+
+class Timed(Protocol):
+    name: str
+    seconds: float
+    cpu: CpuShare
+
+
+def print_sharing(rows: Sequence[Timed]) -> None:
+    """The speed figures mean little when other processes took the cores; say so beside them."""
+    cores = os.cpu_count() or 1
+    shared = [r for r in rows if r.cpu.others_s > SHARED_ABOVE * r.seconds * cores]
+    for row in shared:
+        share = 100 * row.cpu.others_s / (row.seconds * cores)
+        print(f"  WARNING: other processes took {share:.0f} % of the machine during {row.name}")
+    if shared:
+        print("  The speed verdicts above are unreliable: run again on a quiet machine.")
