@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_BY_HAND = frozenset({JobState.DEAD, JobState.CANCELLED})
 CLAIMABLE = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.RUNNING})
-UNFINISHED = [JobState.QUEUED, JobState.RUNNING, JobState.RETRYING, JobState.WAITING]
+UNFINISHED = [state for state in JobState if state not in FINISHED_STATES]
 
 
 def send_again(session: Session, job: Job) -> None:
@@ -111,24 +111,19 @@ def cancel(session: Session, job_id: uuid.UUID) -> Job:
     if job.state in FINISHED_STATES:
         raise ConflictError(f"Job {job_id} is already {job.state}.")
     if job.state == JobState.WAITING:
-        _cancel_children(session, job.id)
+        children = select(Job).where(Job.parent_id == job.id, Job.state.in_(UNFINISHED))
+        for child in session.scalars(children.with_for_update()):
+            _stop(session, child)
+    _stop(session, job)
+    return job
+
+
+def _stop(session: Session, job: Job) -> None:
     if job.state == JobState.RUNNING:
         job.cancel_requested = True
     else:
         finish(job, JobState.CANCELLED)
-        session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
-    return job
-
-
-def _cancel_children(session: Session, parent_id: uuid.UUID) -> None:
-    """Children that have not started are cancelled; running ones are asked to stop."""
-    children = select(Job).where(Job.parent_id == parent_id, Job.state.in_(UNFINISHED))
-    for child in session.scalars(children.with_for_update()):
-        if child.state == JobState.RUNNING:
-            child.cancel_requested = True
-        else:
-            finish(child, JobState.CANCELLED)
-            session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == child.id))
+        session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job.id))
 
 
 def retry(session: Session, job_id: uuid.UUID) -> Job:
