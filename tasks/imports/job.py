@@ -1,6 +1,7 @@
 """The ``import`` handler: a file read as a stream, its rows checked against the profile, the
 valid ones staged and merged into the target in one transaction, the bad ones written to a CSV
-report. Too many bad rows and nothing is merged."""
+report. Too many bad rows and nothing is merged; a dry run stages and checks the same way (so it
+finds what the table would refuse too), then rolls back."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from jobs.storage.base import Readable, size_text
 from tasks.context import JobContext
 from tasks.errors import PermanentError, RetryableError
 from tasks.imports.loading import Load, Merged
-from tasks.imports.rows import BadRow, Column, read_rows
+from tasks.imports.rows import BadRow, Column, Fast, Row, read_rows
 
 PROGRESS_EVERY_S = 1.0
 REPORT_HEADER = ("line", "column", "value", "reason")
@@ -54,8 +55,8 @@ class Report:
         self.writer.writerow(REPORT_HEADER)
         self.count = 0
 
-    def add(self, line: int, column: str | None, value: str, reason: str) -> None:
-        self.writer.writerow((line, column or "", value, reason))
+    def add(self, row: BadRow) -> None:
+        self.writer.writerow((row.line, row.column or "", row.value, row.reason))
         self.count += 1
 
     def close(self) -> None:
@@ -128,12 +129,10 @@ def _run(
     payload: dict[str, Any],
     ctx: JobContext,
     profile: ImportProfile,
-    rows: Iterator[tuple[int, list[Any]]],
+    rows: Iterator[Row | Fast],
     report: Report,
     hashed: Hashed,
 ) -> tuple[Merged, str | None]:
-    if payload["dry_run"]:
-        return Merged(0, 0, sum(1 for _ in rows)), None
     target = profile.definition["target"]
     try:
         check_table(ctx.settings, profile.definition)
@@ -150,37 +149,50 @@ def _load(
     ctx: JobContext,
     profile: ImportProfile,
     load: Load,
-    rows: Iterator[tuple[int, list[Any]]],
+    rows: Iterator[Row | Fast],
     report: Report,
     hashed: Hashed,
 ) -> tuple[Merged, str | None]:
-    """Stage, claim the ledger, take out what is rejected, then merge, or roll back."""
-    load.stage(rows)
-    already = load.claim(hashed.sha256.hexdigest(), profile.name, profile.version, str(ctx.job_id))
-    if already is not None and profile.definition["mode"] != "replace":
-        load.connection.rollback()
-        return Merged(0, 0, load.staged), already
-    for line, key, reason in load.rejected():
-        report.add(line, None, key, reason)
-    if _too_bad(payload, report.count, report.count + load.staged):
-        load.connection.rollback()
-        return Merged(0, 0, 0), None
-    if profile.definition["mode"] == "replace" and not load.staged:
+    """Stage, claim the ledger, merge; when the merge meets rejected rows (or cannot tell
+    them), take them out first. Too many bad rows, or a dry run, and it all rolls back."""
+    load.stage(rows, report.add)
+    if not payload["dry_run"]:
+        already = load.claim(hashed.sha256.hexdigest(), profile.name, profile.version, str(ctx.job_id))
+        if already is not None and profile.definition["mode"] != "replace":
+            load.connection.rollback()
+            return Merged(0, 0, load.staged), already
+    merged = None if _stop_before_merge(payload, load, report) else load.try_merge()
+    if merged is None:
+        for row in load.rejected():
+            report.add(row)
+        if payload["dry_run"] or _too_bad(payload, report.count, report.count + load.staged):
+            load.connection.rollback()
+            return Merged(0, 0, load.staged if payload["dry_run"] else 0), None
+        merged = load.merge()
+    return merged, None
+
+
+def _stop_before_merge(payload: dict[str, Any], load: Load, report: Report) -> bool:
+    """Whether to look for rejected rows without trying the merge first."""
+    if load.definition["mode"] == "replace" and not load.staged and not payload["dry_run"]:
         raise PermanentError(
             "The file has no valid rows: a replace would empty the table, so nothing was merged."
         )
-    return load.merge(), None
+    too_bad = _too_bad(payload, report.count, report.count + load.staged)
+    return payload["dry_run"] or too_bad or load.checks_first()
 
 
-def _checked(
-    make: Callable[[], Iterator[Any]], report: Report, counts: Counts
-) -> Iterator[tuple[int, list[Any]]]:
+def _checked(make: Callable[[], Iterator[Any]], report: Report, counts: Counts) -> Iterator[Row | Fast]:
     """The valid rows; the bad ones go to the report. A gzip stream that breaks off spoils the file."""
     try:
         for row in make():
+            if isinstance(row, Fast):
+                counts.read += row.count
+                yield row
+                continue
             counts.read += 1
             if isinstance(row, BadRow):
-                report.add(row.line, row.column, row.value, row.reason)
+                report.add(row)
             else:
                 yield row
     except BROKEN_GZIP as exc:

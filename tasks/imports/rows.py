@@ -1,7 +1,7 @@
 """The rows of a CSV or JSON Lines file, read as a stream and checked against the import
-profile's columns: each is either ``(line, values)``, ready for psycopg's COPY, or a ``BadRow``
-saying what is wrong with it. The file is never held in memory: a buffer of about a MiB is,
-and, when ``keys`` are given, every distinct key seen so far (about 100 bytes a row).
+profile's columns: each is either ``(line, values)``, ready for psycopg's COPY, a ``BadRow``
+saying what is wrong with it, or for CSV in UTF-8 a ``Fast`` batch of lines that go to COPY as
+they are (fast.py). The file is never held in memory: a block of about a MiB is.
 
 One ``BadRow`` is given per bad row, for the first problem found in it, left to right. Values
 come in the columns' order as int, Decimal, bool, date, tz-aware datetime, UUID, str, or for
@@ -25,9 +25,10 @@ from typing import Any
 
 from jobs.storage.base import Readable
 from tasks.errors import PermanentError
+from tasks.imports.fast import Fast, Layout, Lines, acceptor, records
 from tasks.imports.values import Column, Convert, csv_cell, has_bad_bytes, json_cell, refuse_constant
 
-__all__ = ["BadRow", "Column", "Row", "read_rows"]
+__all__ = ["BadRow", "Column", "Fast", "Row", "read_rows"]
 
 MIB = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -58,9 +59,8 @@ def read_rows(
     quote: str = '"',
     header: bool = True,
     encoding: str = "utf-8",
-    keys: Sequence[str] = (),
     on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[Row | BadRow]:
+) -> Iterator[Row | BadRow | Fast]:
     """The file's rows. A gzip file is told by its first bytes; a format of None is told by the
     first byte of the content that is not white space (``{`` is JSON Lines, anything else CSV).
     ``on_bytes`` is given the count of bytes read from ``stream`` (compressed, so it can be put
@@ -70,16 +70,14 @@ def read_rows(
     that lacks a required column, CSV that cannot be parsed."""
     if format not in (*FORMATS, None):
         raise PermanentError(f"The format {format!r} is not one of {', '.join(FORMATS)}.")
-    key_of = _key_getter(columns, keys)
     binary = _decompressed(io.BufferedReader(_Counted(stream, on_bytes), MIB))
     format = format or _sniffed(binary)
+    if format == "csv" and _bom_skipping(encoding) == "utf-8-sig":
+        return _csv_rows(Lines(binary), columns, header=header, encoding="utf-8", dialect=(delimiter, quote))
     text = io.TextIOWrapper(binary, encoding=_bom_skipping(encoding), errors="surrogateescape", newline="")
     if format == "csv":
-        reader = csv.reader(text, delimiter=delimiter, quotechar=quote)
-        rows = _csv_rows(reader, columns, header=header, encoding=encoding)
-    else:
-        rows = _jsonl_rows(text, columns, encoding=encoding)
-    return _without_duplicates(rows, keys, key_of) if key_of else rows
+        return _csv_rows(text, columns, header=header, encoding=encoding, dialect=(delimiter, quote))
+    return _jsonl_rows(text, columns, encoding=encoding)
 
 
 class _Counted(io.RawIOBase):
@@ -121,40 +119,67 @@ def _bom_skipping(encoding: str) -> str:
     return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
 
 
-def _key_getter(columns: list[Column], keys: Sequence[str]) -> Callable[[list[Any]], Any] | None:
-    names = [column.name for column in columns]
-    unknown = [key for key in keys if key not in names]
-    if unknown:
-        raise PermanentError(f"The keys {', '.join(unknown)} are not columns of the profile.")
-    return operator.itemgetter(*(names.index(key) for key in keys)) if keys else None
-
-
-def _csv_rows(reader: Any, columns: list[Column], *, header: bool, encoding: str) -> Iterator[Row | BadRow]:
+def _csv_rows(
+    source: Iterator[str], columns: list[Column], *, header: bool, encoding: str, dialect: tuple[str, str]
+) -> Iterator[Row | BadRow | Fast]:
+    reader = csv.reader(source, delimiter=dialect[0], quotechar=dialect[1])
     positions, width = list(range(len(columns))), len(columns)
     if header:
         names = _header(reader)
         if names is None:
             return
         positions, width = _positions(names, columns), len(names)
-    cells, pick, end = [csv_cell(column) for column in columns], _picker(positions, width), reader.line_num
+    convert = _converter(columns, positions, width, encoding, dialect[0])
+    if isinstance(source, Lines):
+        source.accept(acceptor(columns, positions, *dialect) if width == len(columns) else None)
+        found = records(source, reader, Layout(_in_field_order(columns, positions), *dialect, convert))
+    else:
+        found = _records(reader)
     try:
-        for fields in reader:
-            # A record starts on the line after the last one ended: a quoted newline spans lines.
-            line, end = end + 1, reader.line_num
-            if len(fields) != width:
-                if fields:  # a blank line is skipped
-                    reason = f"ragged row: {len(fields)} fields, {width} expected"
-                    yield BadRow(line, None, _shown(reader.dialect.delimiter.join(fields)), reason)
-                continue
-            try:
-                values = list(map(call, cells, pick(fields) if pick else fields))
-            except ValueError:
-                raws = [(fields[index] if index < width else "") for index in positions]
-                yield _explained(line, raws, columns, cells, encoding)
-                continue
-            yield line, values
+        for record in found:
+            if isinstance(record, Fast):
+                yield record
+            elif (row := convert(*record)) is not None:
+                yield row
     except csv.Error as exc:
-        raise PermanentError(f"The CSV cannot be read past line {reader.line_num}: {exc}.") from None
+        where = source.number if isinstance(source, Lines) else reader.line_num
+        raise PermanentError(f"The CSV cannot be read past line {where}: {exc}.") from None
+
+
+def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Each record with its line: the line after the last record ended, as a quoted newline
+    spans lines."""
+    end = reader.line_num
+    for fields in reader:
+        line, end = end + 1, reader.line_num
+        yield line, fields
+
+
+def _in_field_order(columns: list[Column], positions: list[int]) -> tuple[str, ...]:
+    return tuple(
+        column.name for _, column in sorted(zip(positions, columns, strict=True), key=lambda pair: pair[0])
+    )
+
+
+def _converter(
+    columns: list[Column], positions: list[int], width: int, encoding: str, delimiter: str
+) -> Callable[[int, list[str]], Row | BadRow | None]:
+    """One record's row, its bad row, or None for a blank line (skipped)."""
+    cells, pick = [csv_cell(column) for column in columns], _picker(positions, width)
+
+    def convert(line: int, fields: list[str]) -> Row | BadRow | None:
+        if len(fields) != width:
+            if not fields:
+                return None
+            reason = f"ragged row: {len(fields)} fields, {width} expected"
+            return BadRow(line, None, _shown(delimiter.join(fields)), reason)
+        try:
+            return line, list(map(call, cells, pick(fields) if pick else fields))
+        except ValueError:
+            raws = [(fields[index] if index < width else "") for index in positions]
+            return _explained(line, raws, columns, cells, encoding)
+
+    return convert
 
 
 def _header(reader: Any) -> list[str] | None:
@@ -241,29 +266,3 @@ def _shown(raw: Any) -> str:
     if has_bad_bytes(raw):
         raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return raw[:SHOWN_CHARS]
-
-
-def _without_duplicates(
-    rows: Iterator[Row | BadRow], keys: Sequence[str], key_of: Callable[[list[Any]], Any]
-) -> Iterator[Row | BadRow]:
-    """The rows, a later one with a key already seen made a bad row. A key with a NULL in it
-    is never a duplicate, as in a PostgreSQL unique index."""
-    first_lines: dict[Any, int] = {}
-    single = len(keys) == 1
-    for row in rows:
-        if isinstance(row, BadRow):
-            yield row
-            continue
-        line, values = row
-        key = key_of(values)
-        if (key is None) if single else (None in key):
-            yield row
-            continue
-        first = first_lines.setdefault(key, line)
-        if first == line:
-            yield row
-            continue
-        shown = ", ".join(
-            f"{name}={value}" for name, value in zip(keys, (key,) if single else key, strict=True)
-        )
-        yield BadRow(line, None, _shown(shown), f"duplicate key ({shown}) first seen on line {first}")
