@@ -23,9 +23,10 @@ ROWS = 300_000
 
 
 def big_csv(rows: int) -> bytes:
+    """Quoted names, so every line takes the exact path: slow enough to be stopped part-way."""
     lines = ["id,name,amount,at,active"]
     lines += [
-        f"{n},name-{n},{n % 1000}.25,2026-01-01T00:00:{n % 60:02d}Z,{'true' if n % 2 else 'false'}"
+        f'{n},"name-{n}",{n % 1000}.25,2026-01-01T00:00:{n % 60:02d}Z,{"true" if n % 2 else "false"}'
         for n in range(rows)
     ]
     return ("\n".join(lines) + "\n").encode()

@@ -209,3 +209,37 @@ def test_a_truncated_gzip_file_is_refused_and_nothing_is_merged(importer: Import
 def test_an_unknown_profile_is_a_permanent_error(importer: Importer) -> None:
     with pytest.raises(PermanentError, match="No import profile is named 'nobody' at version 3"):
         importer.run("nobody", GOOD.encode(), version=3)
+
+
+@pytest.mark.parametrize("mode", ["insert", "upsert"])
+def test_a_key_twice_in_the_file_is_reported_and_the_rest_merged(importer: Importer, mode: str) -> None:
+    result = importer.run(importer.profile(mode), (GOOD + "1,again,,,\n3,cy,,,\n").encode(), max_bad_rows=1)
+    assert (result["inserted"], result["bad"]) == (3, 1)
+    [(line, column, value, reason)] = importer.report(result)
+    assert (line, column, value) == ("4", "", "1") and "first seen on line 2" in reason
+    assert [row[1] for row in importer.rows()] == ["ann", "bob", "cy"]
+
+
+def test_what_the_table_refuses_is_a_bad_row_with_its_reason(importer: Importer) -> None:
+    with psycopg.connect(importer.url, autocommit=True) as connection:
+        connection.execute(
+            f"ALTER TABLE imports.{importer.table} ALTER name TYPE varchar(3), ALTER amount TYPE numeric(4, 2)"
+        )
+    data = GOOD + "3,cyrus,1,,\n4,dee,123.5,,\n5,eve,1,2023-02-29T00:00:00Z,\n6,fay,1,,\n"
+    result = importer.run(importer.profile("insert"), data.encode(), max_bad_rows=3)
+    assert (result["inserted"], result["bad"]) == (3, 3)
+    reported = sorted(importer.report(result), key=lambda row: int(row[0]))  # listed as found
+    assert [[*row[:2], row[3]] for row in reported] == [
+        ["4", "name", "value too long for type character varying(3)"],
+        ["5", "amount", "numeric field overflow"],
+        ["6", "at", "not a timestamp"],
+    ]
+    assert [row[0] for row in importer.rows()] == [1, 2, 6]
+
+
+def test_a_dry_run_finds_the_keys_the_table_has_already(importer: Importer) -> None:
+    profile = importer.profile("insert")
+    importer.run(profile, GOOD.encode())
+    result = importer.run(profile, GOOD.replace("1,ann", "9,ann").encode(), dry_run=True)
+    assert (result["bad"], result["inserted"], result["unchanged"]) == (1, 0, 1)
+    assert importer.report(result)[0][:3] == ["3", "", "2"]

@@ -192,7 +192,8 @@ def _cell(column: Column, field: bytes) -> bytes:
         ]
         cell = b"(?:" + b"|".join(map(re.escape, listed)) + b")" if listed else rb"(?!)"
     elif column.type == "text":
-        cell = field + b"+"
+        least, limit = int(column.required), column.max_length  # an empty field is NULL
+        return field + (b"{%d,%d}" % (least, limit) if limit is not None else b"{%d,}" % least)
     else:
         cell = TYPE_PATTERNS[column.type]
     if column.max_length is not None:

@@ -31,6 +31,9 @@ STAGING, REJECTED, LINE = "conveyor_staging", "conveyor_rejected", "conveyor_lin
 # PostgreSQL spills to disk past it.
 WORK_MEM, TEMP_BUFFERS = "64MB", "128MB"
 SLOW_BATCH = 5000
+# Fast batches sent in one COPY, so the worker reads on while the server copies: the worker
+# waits for the server once a group, and keeps the group's lines to send again if refused.
+GROUP_BYTES = 8 << 20
 # What a merge meets when a key is twice in the file, or (insert) already in the table.
 KEY_CLASH = (errors.UniqueViolation, errors.CardinalityViolation)
 _WHERE = re.compile(r"line (\d+)(?:, column (.+?): \"(.*)\")?", re.DOTALL)
@@ -82,9 +85,10 @@ class Load:
         )
         self._run("ALTER TABLE {} ADD COLUMN {} bigint", staging, sql.Identifier(LINE))
         slow: list[Row] = []
-        for item in rows:
+        items = iter(rows)
+        for item in items:
             if isinstance(item, Fast):
-                self._copy_fast(item, slow, refused)
+                self._copy_fast(item, items, slow, refused)
             else:
                 slow.append(item)
             if len(slow) >= SLOW_BATCH:
@@ -92,9 +96,12 @@ class Load:
                 slow = []
         self._copy_slow(slow, refused)
 
-    def _copy_fast(self, fast: Fast, slow: list[Row], refused: Callable[[BadRow], None]) -> None:
-        """The lines as read; if PostgreSQL refuses one, the batch goes the exact way instead."""
-        layout = fast.layout
+    def _copy_fast(
+        self, first: Fast, items: Iterator[Row | Fast], slow: list[Row], refused: Callable[[BadRow], None]
+    ) -> None:
+        """A group of fast batches as read, the first and those that follow it (a slow row is put
+        aside); if PostgreSQL refuses a line, the group goes the exact way instead."""
+        layout, group, size = first.layout, [first], len(first.data)
         copy = sql.SQL("COPY {} ({}, {}) FROM STDIN (FORMAT csv, DELIMITER {}, QUOTE {})").format(
             sql.Identifier(STAGING),
             sql.Identifier(LINE),
@@ -104,15 +111,22 @@ class Load:
         )
         try:
             with self.connection.transaction(), self.connection.cursor().copy(copy) as stream:
-                stream.write(fast.data)
+                stream.write(first.data)
+                while size < GROUP_BYTES and len(slow) < SLOW_BATCH and (item := next(items, None)):
+                    if isinstance(item, Fast):
+                        stream.write(item.data)
+                        group.append(item)
+                        size += len(item.data)
+                    else:
+                        slow.append(item)
         except errors.DataError:
-            for row in fast.exact():
+            for row in (row for fast in group for row in fast.exact()):
                 if isinstance(row, BadRow):
                     refused(row)
                 else:
                     slow.append(row)
             return
-        self.staged += fast.count
+        self.staged += sum(fast.count for fast in group)
 
     def _copy_slow(self, rows: list[Row], refused: Callable[[BadRow], None]) -> None:
         """Converted rows. The one PostgreSQL refuses is told by its line in the COPY: the rows
