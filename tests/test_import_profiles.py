@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import yaml
 from flask.testing import FlaskClient
 
 from api import create_app
+from jobs.errors import ConflictError
 from jobs.imports.targets import target_database
 from tests.api_helpers import assert_error
 from tests.support import Backend, auth, conveyor
@@ -46,6 +48,10 @@ def people(backend: Backend) -> str:
         connection.execute("CREATE SCHEMA IF NOT EXISTS imports")
         connection.execute(TABLE.format(name="imports.people"))
         connection.execute("CREATE TABLE IF NOT EXISTS imports.loose (id bigint, name text)")
+        connection.execute("CREATE TABLE IF NOT EXISTS imports.partial (id bigint, name text)")
+        connection.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS partial_id ON imports.partial (id) WHERE id > 0"
+        )
     return "people"
 
 
@@ -107,6 +113,10 @@ def test_a_profile_is_saved_read_and_versioned(client: FlaskClient, ops: str, pe
             {"table": "loose", "columns": [{"name": "id", "type": "bigint"}]},
             "by keys needs a unique index on them (id)",
         ),
+        (
+            {"table": "partial", "columns": [{"name": "id", "type": "bigint"}]},
+            "by keys needs a unique index on them (id)",
+        ),
         ({"target": "elsewhere"}, "No import target is named 'elsewhere'"),
     ],
     ids=[
@@ -115,6 +125,7 @@ def test_a_profile_is_saved_read_and_versioned(client: FlaskClient, ops: str, pe
         "wrong-type",
         "required-column-missing",
         "no-unique-index",
+        "partial-unique-index",
         "unknown-target",
     ],
 )
@@ -199,3 +210,36 @@ def test_profiles_kept_in_git_are_applied_in_one_command(
 
     kept.write_text("people: [unclosed")
     assert "is not YAML" in conveyor(backend, "import-profiles", "apply", str(kept)).stderr
+
+
+@pg
+def test_two_saves_of_one_profile_at_once_are_one_version_and_a_conflict(
+    backend: Backend, people: str
+) -> None:
+    from jobs.imports import profiles
+
+    definition = profiles.load_definition(profile())
+    with backend.sessions.begin() as session:
+        profiles.save(session, backend.settings, "people-race", definition, "test")
+    changed = profiles.load_definition(profile(mode="insert"))
+    first, second = backend.sessions(), backend.sessions()
+    profiles.save(first, backend.settings, "people-race", changed, "a")  # version 2, not committed
+    outcome: list[BaseException | None] = []
+
+    def rival() -> None:
+        try:
+            profiles.save(second, backend.settings, "people-race", changed, "b")
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=rival)
+    thread.start()
+    thread.join(2)  # the rival waits on version 2's row
+    first.commit()
+    thread.join(30)
+    second.rollback()
+    first.close()
+    second.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], ConflictError), outcome
+    assert "at the same time" in str(outcome[0])

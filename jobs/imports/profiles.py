@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jobs.audit import audit
@@ -157,6 +158,11 @@ def _save(
     check_table(settings, definition)
     profile = ImportProfile(name=name, version=version, definition=definition, created_by=actor)
     session.add(profile)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        raise ConflictError(
+            f"Another request saved version {version} of the import profile {name} at the same time: send yours again."
+        ) from None
     audit(session, None, actor, "import-profile-save", None, {"profile": name, "version": version})
     return profile

@@ -39,7 +39,8 @@ FROM information_schema.columns WHERE table_schema = %s AND table_name = %s
 _UNIQUE_INDEXES = """
 SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-WHERE i.indrelid = to_regclass(%s) AND i.indisunique GROUP BY i.indexrelid
+WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+GROUP BY i.indexrelid
 """
 
 
