@@ -109,6 +109,7 @@ TRICKY = [
     b'id,name\n1,a\n2,"two\nlines"\n3,c\n\n4,d\r\n5,"x""y"\n6,z',
     b'id,name\n1,a\nx,b\n"3","c"\n4,\n,e\n',
     b'id,name\n1,"unended\n2,b\n',
+    b"id,name\r1,a\r2,b\r\n3,c\r",
 ]
 
 
@@ -138,3 +139,9 @@ def _outcome(run: Any) -> Any:
         return run()
     except Exception as exc:  # the same error, either way
         return type(exc), str(exc)
+
+
+def test_an_allowed_value_goes_fast_only_if_its_type_reads_it_too() -> None:
+    columns = [Column("v", "boolean", allowed=("true", "on")), Column("w", "text")]
+    rows, fast = read(b"v,w\ntrue,x\non,y\n", columns)
+    assert fast == {2} and rows[1] == BadRow(3, "v", "on", "not a boolean")

@@ -243,3 +243,29 @@ def test_a_dry_run_finds_the_keys_the_table_has_already(importer: Importer) -> N
     result = importer.run(profile, GOOD.replace("1,ann", "9,ann").encode(), dry_run=True)
     assert (result["bad"], result["inserted"], result["unchanged"]) == (1, 0, 1)
     assert importer.report(result)[0][:3] == ["3", "", "2"]
+
+
+def test_a_json_value_the_table_refuses_is_its_own_bad_row(importer: Importer) -> None:
+    columns: list[dict[str, Any]] = [*COLUMNS[:2], {"name": "doc", "type": "jsonb"}]
+    data = 'id,name,doc\n1,a,1\n2,b,2\n3,c,"{""x"": 1e999}"\n4,d,"""\\u0000"""\n5,e,5\n'
+    result = importer.run(importer.profile("insert", columns), data.encode(), max_bad_rows=2)
+    assert (result["inserted"], result["bad"]) == (3, 2)
+    assert [row[:2] for row in importer.report(result)] == [["4", "doc"], ["5", "doc"]]
+
+
+def test_an_upsert_reports_a_key_twice_even_when_its_first_row_is_unchanged(importer: Importer) -> None:
+    profile = importer.profile("upsert")
+    importer.run(profile, GOOD.encode())
+    changed = GOOD + "1,zed,1.50,,\n"
+    result = importer.run(profile, changed.encode(), max_bad_rows=1)
+    assert (result["bad"], result["updated"], result["unchanged"]) == (1, 0, 2)  # line 2's, the first
+    assert importer.rows()[0][1] == "ann"
+
+
+def test_a_replace_of_nothing_but_bad_rows_stores_its_report(importer: Importer) -> None:
+    importer.run(importer.profile("insert"), GOOD.encode())
+    with pytest.raises(PermanentError, match=r"2 of 2 rows are bad.*The report: "):
+        importer.run(importer.profile("replace"), b"id,name\nx,a\ny,b\n")
+    with pytest.raises(PermanentError, match=r"no valid rows.*The report: "):
+        importer.run(importer.profile("replace"), b"id,name\nx,a\n", max_bad_rows=5)
+    assert len(importer.rows()) == 2

@@ -102,7 +102,8 @@ class Lines:
             cut = len(data)
         else:
             data = self.carry + data
-            cut = data.rfind(b"\n") + 1
+            # A CR alone ends a line too (old Mac files), but the block's last one may be a CRLF's.
+            cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
             self.carry = data[cut:]
         self.pending, self.at = data[:cut].splitlines(keepends=True), 0
         self.accept(self.accepts)
@@ -150,6 +151,8 @@ def records(
 def _batch(runs: list[tuple[int, list[bytes]]], layout: Layout) -> Fast:
     template = b"%d" + layout.delimiter.encode() + b"%b"  # no delimiter of DELIMITERS is a %
     numbered = b"".join(b"".join(map(template.__mod__, zip(count(first), lines))) for first, lines in runs)
+    # COPY takes the line ending of a batch's first line for all of it; no accepted line holds a CR.
+    numbered = numbered.replace(b"\r\n", b"\n")
     return Fast(numbered, sum(len(lines) for _, lines in runs), tuple(runs), layout)
 
 
@@ -187,9 +190,8 @@ def acceptor(
 
 def _cell(column: Column, field: bytes) -> bytes:
     if column.allowed is not None:
-        listed = [
-            value.encode() for value in column.allowed if value and re.fullmatch(field + b"+", value.encode())
-        ]
+        plain = field + b"+" if column.type == "text" else TYPE_PATTERNS[column.type]
+        listed = [value.encode() for value in column.allowed if value and re.fullmatch(plain, value.encode())]
         cell = b"(?:" + b"|".join(map(re.escape, listed)) + b")" if listed else rb"(?!)"
     elif column.type == "text":
         least, limit = int(column.required), column.max_length  # an empty field is NULL

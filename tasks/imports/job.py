@@ -97,6 +97,8 @@ def import_file(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
                 counts,
             )
             merged, already = _run(payload, ctx, profile, rows, report, hashed)
+        except PermanentError as exc:  # the bad rows found before it still tell the user something
+            raise PermanentError(f"{exc}{_named(report.store(ctx))}") from None
         finally:
             report.close()
         stored = report.store(ctx)
@@ -174,12 +176,12 @@ def _load(
 
 def _stop_before_merge(payload: dict[str, Any], load: Load, report: Report) -> bool:
     """Whether to look for rejected rows without trying the merge first."""
-    if load.definition["mode"] == "replace" and not load.staged and not payload["dry_run"]:
+    stop = payload["dry_run"] or _too_bad(payload, report.count, report.count + load.staged)
+    if not stop and load.definition["mode"] == "replace" and not load.staged:
         raise PermanentError(
             "The file has no valid rows: a replace would empty the table, so nothing was merged."
         )
-    too_bad = _too_bad(payload, report.count, report.count + load.staged)
-    return payload["dry_run"] or too_bad or load.checks_first()
+    return stop or load.checks_first()
 
 
 def _checked(make: Callable[[], Iterator[Any]], report: Report, counts: Counts) -> Iterator[Row | Fast]:
@@ -252,7 +254,10 @@ def _too_bad(payload: dict[str, Any], bad: int, read: int) -> bool:
 def _refuse_if_too_bad(payload: dict[str, Any], bad: int, read: int, stored: dict[str, str] | None) -> None:
     """A dry run only reports; a real one with too many bad rows merged nothing and fails."""
     if not payload["dry_run"] and _too_bad(payload, bad, read):
-        where = f"{stored['url']} (file {stored['file']})" if stored else "(none)"
         raise PermanentError(
-            f"{bad} of {read} rows are bad, over the limit; nothing was merged. The report: {where}."
+            f"{bad} of {read} rows are bad, over the limit; nothing was merged.{_named(stored)}"
         )
+
+
+def _named(stored: dict[str, str] | None) -> str:
+    return f" The report: {stored['url']} (file {stored['file']})." if stored else ""

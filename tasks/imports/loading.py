@@ -7,9 +7,9 @@ too long for ``varchar(20)``), not the end of the import.
 
 What the staging table shows before the merge is reported, not merged: a key seen twice in the
 file, and for ``insert`` a key the table already has; both are found in SQL, so a file's keys are
-never held in the worker. They are looked for only when the merge meets one (a clean file costs
-one sorted INSERT), or before it, where the merge would not tell: a ``replace``, and an
-``upsert`` of nothing but keys. The target database keeps a ledger of what it has merged (the
+never held in the worker. For ``insert`` they are looked for only when the merge meets one (a
+clean file costs one sorted INSERT); for ``upsert`` and ``replace``, whose merge would not meet
+them all, before it. The target database keeps a ledger of what it has merged (the
 file's sha256, the profile and its version), claimed in the merge's own transaction: the same file
 with the same profile version is merged once, even by two jobs at once.
 """
@@ -34,9 +34,11 @@ SLOW_BATCH = 5000
 # Fast batches sent in one COPY, so the worker reads on while the server copies: the worker
 # waits for the server once a group, and keeps the group's lines to send again if refused.
 GROUP_BYTES = 8 << 20
-# What a merge meets when a key is twice in the file, or (insert) already in the table.
-KEY_CLASH = (errors.UniqueViolation, errors.CardinalityViolation)
-_WHERE = re.compile(r"line (\d+)(?:, column (.+?): \"(.*)\")?", re.DOTALL)
+RETRY_CHUNK = 500  # rows a refused batch is sent again in, so each refused row costs little
+# What a value the staging table refuses raises: its type's input (22…), or a domain's check (23…).
+REFUSED = (errors.DataError, errors.IntegrityError)
+# COPY's own line of an error's context (a jsonb value's parser adds a line of its own before it).
+_WHERE = re.compile(r'^COPY \S+, line (\d+)(?:, column (.+?): "(.*)")?$', re.MULTILINE | re.DOTALL)
 LEDGER = "conveyor_import_ledger"
 # psycopg's names for the profile's types, for COPY to dump each value as its column's type.
 COPY_TYPES = {
@@ -74,7 +76,8 @@ class Load:
     def stage(self, rows: Iterable[Row | Fast], refused: Callable[[BadRow], None]) -> None:
         """COPY the valid rows, each with its line in the file, into the staging table; a row
         PostgreSQL refuses is ``refused``."""
-        for setting, value in (("temp_buffers", TEMP_BUFFERS), ("work_mem", WORK_MEM)):
+        settings = (("temp_buffers", TEMP_BUFFERS), ("work_mem", WORK_MEM), ("client_encoding", "UTF8"))
+        for setting, value in settings:
             self._run("SET LOCAL {} = {}", sql.Identifier(setting), sql.Literal(value))
         staging = sql.Identifier(STAGING)
         self._run(
@@ -114,12 +117,12 @@ class Load:
                 stream.write(first.data)
                 while size < GROUP_BYTES and len(slow) < SLOW_BATCH and (item := next(items, None)):
                     if isinstance(item, Fast):
-                        stream.write(item.data)
                         group.append(item)
                         size += len(item.data)
+                        stream.write(item.data)
                     else:
                         slow.append(item)
-        except errors.DataError:
+        except REFUSED:
             for row in (row for fast in group for row in fast.exact()):
                 if isinstance(row, BadRow):
                     refused(row)
@@ -129,20 +132,37 @@ class Load:
         self.staged += sum(fast.count for fast in group)
 
     def _copy_slow(self, rows: list[Row], refused: Callable[[BadRow], None]) -> None:
-        """Converted rows. The one PostgreSQL refuses is told by its line in the COPY: the rows
-        before it are copied again, those after it copied on."""
+        """Converted rows; a batch PostgreSQL refuses is sent again in small chunks."""
+        if not self._copied(rows):
+            for start in range(0, len(rows), RETRY_CHUNK):
+                self._copy_chunk(rows[start : start + RETRY_CHUNK], refused)
+
+    def _copy_chunk(self, rows: list[Row], refused: Callable[[BadRow], None]) -> None:
+        """The row PostgreSQL refuses is told by its line in the COPY: the rows before it are
+        copied again, those after it copied on."""
         while rows:
             try:
                 with self.connection.transaction():
                     self._copy_rows(rows)
-            except errors.DataError as exc:
+            except REFUSED as exc:
                 at, bad = _refused(exc, rows)
                 refused(bad)
-                self._copy_slow(rows[:at], refused)
+                if at and not self._copied(rows[:at]):
+                    raise
                 rows = rows[at + 1 :]
                 continue
             self.staged += len(rows)
             return
+
+    def _copied(self, rows: list[Row]) -> bool:
+        """Whether the rows were copied (under a savepoint: if not, none was)."""
+        try:
+            with self.connection.transaction():
+                self._copy_rows(rows)
+        except REFUSED:
+            return False
+        self.staged += len(rows)
+        return True
 
     def _copy_rows(self, rows: list[Row]) -> None:
         copy = sql.SQL("COPY {} ({}, {}) FROM STDIN").format(
@@ -236,18 +256,18 @@ class Load:
         )
 
     def checks_first(self) -> bool:
-        """Whether rejected rows are looked for before the merge, which would not meet them: a
-        replace's keys need no unique index, an upsert of keys alone does nothing on a clash."""
-        mode, others = self.definition["mode"], set(self.names) - set(self.keys)
-        return bool(self.keys) and (mode == "replace" or (mode == "upsert" and not others))
+        """Whether rejected rows are looked for before the merge, which would not meet them all:
+        a replace's keys need no unique index, and an upsert leaves a row alone when it is equal,
+        so a key twice in the file would pass unseen when its first row equals the table's."""
+        return bool(self.keys) and self.definition["mode"] != "insert"
 
     def try_merge(self) -> Merged | None:
-        """The merge; or None, undone, when it met a key twice in the file or (insert) a key the
+        """An insert's merge; or None, undone, when it met a key twice in the file or one the
         table has: ``rejected`` takes those out, and the merge is done again."""
         try:
             with self.connection.transaction():
                 return self.merge()
-        except KEY_CLASH:
+        except errors.UniqueViolation:
             return None
 
     def merge(self) -> Merged:
@@ -287,7 +307,7 @@ class Load:
         )
 
 
-def _refused(exc: errors.DataError, rows: list[Row]) -> tuple[int, BadRow]:
+def _refused(exc: psycopg.Error, rows: list[Row]) -> tuple[int, BadRow]:
     """Which row PostgreSQL refused (its COPY names the line), as a bad row with its reason."""
     found = _WHERE.search(exc.diag.context or "")
     if not found or not 0 < int(found[1]) <= len(rows):

@@ -33,6 +33,8 @@ __all__ = ["BadRow", "Column", "Fast", "Row", "read_rows"]
 MIB = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 SHOWN_CHARS = 200
+# A field the csv module reads, as long as the fast path takes one (its default is 128 KiB).
+csv.field_size_limit(64 * MIB)
 FORMATS = ("csv", "jsonl")
 
 
