@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from jobs.errors import InvalidInputError, SettingsError
 
@@ -229,6 +229,9 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "import_targets": ("CONVEYOR_IMPORT_TARGETS", _database_targets),
 }
 SCHEDULE_PREFIX = "CONVEYOR_SCHEDULE_"
+# Passwords kept apart from their URLs: a secret needs no URL escaping, and a compose file builds
+# the URL without it (compose v1 cannot nest one variable in another's default).
+_PASSWORDS = {"database_url": "CONVEYOR_DATABASE_PASSWORD", "broker_url": "CONVEYOR_BROKER_PASSWORD"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -250,11 +253,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["data_dir"] = data_dir
     values.setdefault("database_url", f"sqlite:///{data_dir / 'conveyor.db'}")
     values.setdefault("broker_url", "filesystem://")
+    for setting, name in _PASSWORDS.items():
+        if password := environ.get(name, ""):
+            values[setting] = _with_password(values[setting], password, name)
     values.setdefault("storage_url", f"file://{data_dir / 'storage'}")
     values.setdefault("file_roots", (str(data_dir / "storage"),))
     values.setdefault("backup_url", values["storage_url"] + "/backups")
     values["schedules"] = _schedules(environ)
     return Settings(**values)
+
+
+def _with_password(url: str, password: str, name: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme in ("sqlite", "filesystem"):
+        raise SettingsError(f"{name} is set, but {parts.scheme}:// takes no password.")
+    if parts.password is not None:
+        raise SettingsError(f"{name} is set and its URL holds a password too: keep it in one of them.")
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 def _schedules(environ: Mapping[str, str]) -> dict[str, str]:
