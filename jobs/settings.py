@@ -253,9 +253,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["data_dir"] = data_dir
     values.setdefault("database_url", f"sqlite:///{data_dir / 'conveyor.db'}")
     values.setdefault("broker_url", "filesystem://")
-    for setting, name in _PASSWORDS.items():
+    for url, name in _PASSWORDS.items():
         if password := environ.get(name, ""):
-            values[setting] = _with_password(values[setting], password, name)
+            values[url] = _with_password(values[url], password, name)
     values.setdefault("storage_url", f"file://{data_dir / 'storage'}")
     values.setdefault("file_roots", (str(data_dir / "storage"),))
     values.setdefault("backup_url", values["storage_url"] + "/backups")

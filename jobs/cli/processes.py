@@ -107,10 +107,19 @@ def relay(ctx: Context) -> None:
 
 
 @click.command()
+@click.option(
+    "--check",
+    "component",
+    type=click.Choice(["beat", "relay"]),
+    help="Only whether that process's loop turned here in the last minute (a container's healthcheck).",
+)
 @pass_context
-def doctor(ctx: Context) -> None:
+def doctor(ctx: Context, component: str | None) -> None:
     """Check the settings, the database and the broker; exit 1 if anything would break."""
     from jobs import doctor as checks
+
+    if component:
+        sys.exit(_check_alive(ctx, component))
     from jobs.broker.config import ping
     from jobs.migrate import pending_migrations
 
@@ -130,6 +139,20 @@ def doctor(ctx: Context) -> None:
         click.echo(f"problem: {problem}", err=True)
     click.echo("All checks passed." if not problems else f"{len(problems)} problems.", err=True)
     sys.exit(1 if problems else 0)
+
+
+def _check_alive(ctx: Context, component: str) -> int:
+    from jobs.observability.liveness import STALE_AFTER_S, age_s
+
+    age = age_s(ctx.settings, component)
+    if age is None or age > STALE_AFTER_S:
+        seen = "never" if age is None else f"{age:.0f} s ago"
+        click.echo(
+            f"fail: {component}'s loop last turned here {seen} (stale after {STALE_AFTER_S:.0f} s).", err=True
+        )
+        return 1
+    click.echo(f"ok: {component}'s loop turned {age:.0f} s ago.")
+    return 0
 
 
 COMMANDS = (migrate, api, worker, beat, flower, relay, doctor)

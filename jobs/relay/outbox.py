@@ -26,6 +26,7 @@ from jobs.broker.queues import QUEUES
 from jobs.catalogue import JOB_TYPES
 from jobs.db import is_postgresql
 from jobs.models import Job, OutboxMessage, utcnow
+from jobs.observability.liveness import Liveness
 from jobs.relay.loop import Duty, run_until
 from jobs.relay.publisher import Publisher
 from jobs.relay.recovery import Sweeper, failure_of_job
@@ -178,8 +179,10 @@ def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threadi
     wakeup = Wakeup(sessions.kw["bind"], stop)
     sweeper = Sweeper(settings, sessions)
     interval = settings.relay_interval_ms / 1000
+    alive = Liveness(settings, "relay")
 
     def step() -> None:
+        alive.touch()
         sweeper.sweep_when_due()
         passed = time.monotonic()
         published = publish_due(sessions, publisher)

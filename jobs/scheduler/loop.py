@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from jobs.db import Database
 from jobs.models import utcnow
+from jobs.observability.liveness import Liveness
 from jobs.scheduler.entries import Schedule, schedules
 from jobs.scheduler.leader import leader_lock
 from jobs.scheduler.runs import CATCH_UP, SCHEDULED, Slot, baselines, fire
@@ -40,8 +41,9 @@ class Beat:
         not due against it is not due at all, and the database is read only when one is."""
 
     def run(self, stop: threading.Event) -> None:
-        leading = False
+        leading, alive = False, Liveness(self.db.settings, "beat")
         while not stop.is_set():
+            alive.touch()
             if not (self.lock.held() or self.lock.acquire()):
                 if leading:
                     log.warning("Beat %s is no longer the leader.", self.identity)
