@@ -14,6 +14,7 @@ from api import (
     import_profiles,
     job_types,
     jobs,
+    metrics,
     schedules,
     tokens,
 )
@@ -43,5 +44,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (resource.blp for resource in resources):
         api.register_blueprint(blueprint)
     job_types.describe_submission(api.spec)
+    metrics.register(app, settings)
     app.add_url_rule("/docs", "docs", health.docs_page)
     return app

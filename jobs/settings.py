@@ -125,6 +125,7 @@ class Settings:
     worker_prefetch: int = 4
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    metrics_port: int | None = None
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
     flower_basic_auth: str = ""
@@ -201,6 +202,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", _positive_int),
     "api_host": ("CONVEYOR_API_HOST", _str),
     "api_port": ("CONVEYOR_API_PORT", _positive_int),
+    "metrics_port": ("CONVEYOR_METRICS_PORT", _positive_int),
     "flower_host": ("CONVEYOR_FLOWER_HOST", _str),
     "flower_port": ("CONVEYOR_FLOWER_PORT", _positive_int),
     "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", _str),

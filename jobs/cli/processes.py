@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -39,8 +40,17 @@ def api(ctx: Context, workers: int, threads: int, port: int | None) -> None:
     """Serve the HTTP API with gunicorn (threads overlap the waits on database commits)."""
     bind = f"{ctx.settings.api_host}:{port or ctx.settings.api_port}"
     argv = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads)]
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_folder(ctx.settings.data_dir / "metrics" / "api"))
     # Any request line: the API answers an over-long URL with its own JSON 414, not gunicorn's page.
-    _exec([*argv, "--limit-request-line", "0", "-b", bind, "api.wsgi:app"])
+    _exec([*argv, "-c", "python:api.gunicorn_conf", "--limit-request-line", "0", "-b", bind, "api.wsgi:app"])
+
+
+def _fresh_folder(folder: Path) -> Path:
+    """The metrics' files of this run only: counts of an earlier run would be added up too."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    return folder
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
