@@ -40,6 +40,14 @@ def broker_url_for_kombu(url: str) -> str:
     return f"{mapped}{sep}{rest}" if mapped else url
 
 
+def _address(value: str) -> str:
+    """``host:port``, or ``off``."""
+    host, _, port = value.rpartition(":")
+    if value != "off" and not (host and port.isdigit()):
+        raise ValueError("must be host:port, or off")
+    return value
+
+
 def _broker_url(value: str) -> str:
     scheme = urlsplit(value).scheme.lower()
     if scheme not in {"amqp", "pyamqp", "redis", "rediss", "valkey", "valkeys", "filesystem"}:
@@ -126,6 +134,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     metrics_port: int | None = None
+    relay_metrics_address: str = "127.0.0.1:9808"
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
     flower_basic_auth: str = ""
@@ -203,6 +212,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_host": ("CONVEYOR_API_HOST", _str),
     "api_port": ("CONVEYOR_API_PORT", _positive_int),
     "metrics_port": ("CONVEYOR_METRICS_PORT", _positive_int),
+    "relay_metrics_address": ("CONVEYOR_RELAY_METRICS_ADDRESS", _address),
     "flower_host": ("CONVEYOR_FLOWER_HOST", _str),
     "flower_port": ("CONVEYOR_FLOWER_PORT", _positive_int),
     "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", _str),

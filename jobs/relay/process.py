@@ -7,6 +7,7 @@ import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.observability.metrics import serve_metrics
 from jobs.relay.indexer import run_indexer
 from jobs.relay.outbox import run_relay
 from jobs.settings import Settings
@@ -17,6 +18,7 @@ def run(settings: Settings, sessions: sessionmaker[Session]) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    serve_metrics(settings, sessions)
     indexer = threading.Thread(target=run_indexer, args=(settings, sessions, stop), name="indexer")
     indexer.start()
     run_relay(settings, sessions, stop)
