@@ -21,6 +21,7 @@ need_pkg fonts-dejavu-core  # the OCR tests render their pages' text with it
 need_pkg postgresql-client
 need_pkg docker-compose  # v1, only to parse and check docker-compose.yml (no engine here)
 need_pkg rclone          # the anchor bench/s3_sync.py compares with
+need_pkg prometheus      # promtool tests the alert rules; the server scrapes a test instance
 
 if ! answers 5432; then
   need_pkg postgresql

@@ -10,7 +10,7 @@ from jobs.models.dead_letters import AuditEntry, DeadLetter, DeadLetterState
 from jobs.models.files import StoredFile
 from jobs.models.imports import ImportProfile
 from jobs.models.jobs import FINISHED_STATES, SHOWN_COLUMNS, Job, JobState, OutboxMessage
-from jobs.models.schedules import ScheduleRun, ScheduleState
+from jobs.models.schedules import Heartbeat, ScheduleRun, ScheduleState
 
 __all__ = [
     "FINISHED_STATES",
@@ -21,6 +21,7 @@ __all__ = [
     "Base",
     "DeadLetter",
     "DeadLetterState",
+    "Heartbeat",
     "IdempotencyKey",
     "ImportProfile",
     "Job",

@@ -37,3 +37,14 @@ class ScheduleRun(Base):
     """Why no job was submitted for this slot, when none was."""
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     fired_by: Mapped[str] = mapped_column(String(200))
+
+
+class Heartbeat(Base):
+    """When a beat or relay process (``instance``: host and pid) last turned its loop; the
+    relay's metrics tell how long ago the newest of each component did."""
+
+    __tablename__ = "heartbeats"
+
+    component: Mapped[str] = mapped_column(String(16), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(200), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)

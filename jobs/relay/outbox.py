@@ -179,7 +179,7 @@ def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threadi
     wakeup = Wakeup(sessions.kw["bind"], stop)
     sweeper = Sweeper(settings, sessions)
     interval = settings.relay_interval_ms / 1000
-    alive = Liveness(settings, "relay")
+    alive = Liveness(settings, "relay", sessions)
 
     def step() -> None:
         alive.touch()

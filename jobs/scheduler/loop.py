@@ -41,7 +41,7 @@ class Beat:
         not due against it is not due at all, and the database is read only when one is."""
 
     def run(self, stop: threading.Event) -> None:
-        leading, alive = False, Liveness(self.db.settings, "beat")
+        leading, alive = False, Liveness(self.db.settings, "beat", self.db.sessions)
         while not stop.is_set():
             alive.touch()
             if not (self.lock.held() or self.lock.acquire()):
