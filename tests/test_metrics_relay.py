@@ -59,6 +59,7 @@ def test_a_scrape_tells_what_the_platform_did_and_holds(
     assert value(text, "conveyor_outbox_backlog") == 0
     assert value(text, "conveyor_queue_oldest_waiting_seconds", queue_name="ocr") == 0
     assert value(text, "conveyor_schedule_late", schedule="purge-idempotency-keys") is not None
+    assert (value(text, "conveyor_heartbeat_timestamp_seconds", component="relay") or 0) > time.time() - 60
 
 
 def _scrape(url: str) -> str | None:
