@@ -21,7 +21,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
 INFRASTRUCTURE = {"postgres", "rabbitmq", "valkey", "seaweedfs"}
 ONE_SHOT = {"migrate", "storage-init"}
-PUBLISHED = {"api": "8000", "flower": "5555"}
+PUBLISHED = {"api": "8000", "flower": "5555", "grafana": "3000"}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY$|AUTH|DSN|TOKEN", re.IGNORECASE)
 REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]*\}")
 
@@ -109,7 +109,7 @@ def test_migrations_run_once_before_everything_else_of_the_app(app_services: dic
             assert condition == "service_completed_successfully", name
 
 
-def test_only_the_api_and_flower_publish_ports_and_on_loopback_by_default(services: dict) -> None:
+def test_only_the_api_flower_and_grafana_publish_ports_and_on_loopback_by_default(services: dict) -> None:
     published = {name: spec["ports"] for name, spec in services.items() if spec.get("ports")}
     assert set(published) == set(PUBLISHED)
     for name, ports in published.items():
