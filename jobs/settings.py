@@ -12,104 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from jobs.errors import InvalidInputError, SettingsError
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise ValueError("must be greater than zero")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be greater than zero")
-    return number
-
-
-def _str(value: str) -> str:
-    return value
-
-
-def broker_url_for_kombu(url: str) -> str:
-    """kombu has no ``valkey://`` transport (kombu#2245); Valkey speaks the Redis protocol."""
-    scheme, sep, rest = url.partition("://")
-    mapped = {"valkey": "redis", "valkeys": "rediss"}.get(scheme.lower())
-    return f"{mapped}{sep}{rest}" if mapped else url
-
-
-def _address(value: str) -> str:
-    """``host:port``, or ``off``."""
-    host, _, port = value.rpartition(":")
-    if value != "off" and not (host and port.isdigit()):
-        raise ValueError("must be host:port, or off")
-    return value
-
-
-def _broker_url(value: str) -> str:
-    scheme = urlsplit(value).scheme.lower()
-    if scheme not in {"amqp", "pyamqp", "redis", "rediss", "valkey", "valkeys", "filesystem"}:
-        raise ValueError("scheme must be amqp, redis, rediss, valkey, valkeys or filesystem")
-    return broker_url_for_kombu(value)
-
-
-def _database_url(value: str) -> str:
-    scheme = urlsplit(value).scheme.lower()
-    if not (scheme.startswith("postgresql") or scheme.startswith("sqlite")):
-        raise ValueError("must be a postgresql:// or sqlite:/// URL")
-    return value
-
-
-def _storage_url(value: str) -> str:
-    from jobs.storage.urls import parse_url
-
-    try:
-        return parse_url(value.rstrip("/")).url
-    except InvalidInputError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _endpoint_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an http:// or https:// URL")
-    return value
-
-
-def _folders(value: str) -> tuple[str, ...]:
-    folders = tuple(part.rstrip("/") or "/" for part in value.split(":") if part)
-    if not all(folder.startswith("/") for folder in folders):
-        raise ValueError("must be absolute folders separated by ':'")
-    return folders
-
-
-def _time_zone(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("must be an IANA time zone such as UTC or Europe/Paris") from None
-    return value
-
-
-def _database_targets(value: str) -> dict[str, str]:
-    """``name=postgresql://...`` pairs separated by ``;`` or white space."""
-    targets = {}
-    for pair in value.replace(";", " ").split():
-        name, equals, url = pair.partition("=")
-        if not equals or not name.isidentifier() or not urlsplit(url).scheme.startswith("postgresql"):
-            raise ValueError(f"{pair!r} is not name=postgresql://...")
-        targets[name] = url
-    return targets
-
-
-def _addressing_style(value: str) -> str:
-    if value not in ("auto", "path", "virtual"):
-        raise ValueError("must be auto, path or virtual")
-    return value
+from jobs import setting_values as read
+from jobs.errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -193,52 +97,52 @@ def write_secret(path: Path, text: str) -> None:
 
 _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "data_dir": ("CONVEYOR_DATA_DIR", Path),
-    "database_url": ("CONVEYOR_DATABASE_URL", _database_url),
-    "broker_url": ("CONVEYOR_BROKER_URL", _broker_url),
-    "default_max_attempts": ("CONVEYOR_DEFAULT_MAX_ATTEMPTS", _positive_int),
-    "retry_backoff_ms": ("CONVEYOR_RETRY_BACKOFF_MS", _positive_int),
-    "retry_backoff_max_ms": ("CONVEYOR_RETRY_BACKOFF_MAX_MS", _positive_int),
-    "idempotency_ttl_hours": ("CONVEYOR_IDEMPOTENCY_TTL_HOURS", _positive_float),
-    "max_body_bytes": ("CONVEYOR_MAX_BODY_BYTES", _positive_int),
-    "relay_interval_ms": ("CONVEYOR_RELAY_INTERVAL_MS", _positive_int),
-    "visibility_timeout_s": ("CONVEYOR_VISIBILITY_TIMEOUT_S", _positive_int),
-    "lease_s": ("CONVEYOR_LEASE_S", _positive_int),
-    "delivery_limit": ("CONVEYOR_DELIVERY_LIMIT", _positive_int),
-    "task_time_limit_s": ("CONVEYOR_TASK_TIME_LIMIT_S", _positive_int),
-    "dead_letter_retention_days": ("CONVEYOR_DEAD_LETTER_RETENTION_DAYS", _positive_int),
-    "republish_after_s": ("CONVEYOR_REPUBLISH_AFTER_S", _positive_int),
-    "worker_concurrency": ("CONVEYOR_WORKER_CONCURRENCY", _positive_int),
-    "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", _positive_int),
-    "api_host": ("CONVEYOR_API_HOST", _str),
-    "api_port": ("CONVEYOR_API_PORT", _positive_int),
-    "metrics_port": ("CONVEYOR_METRICS_PORT", _positive_int),
-    "relay_metrics_address": ("CONVEYOR_RELAY_METRICS_ADDRESS", _address),
-    "flower_host": ("CONVEYOR_FLOWER_HOST", _str),
-    "flower_port": ("CONVEYOR_FLOWER_PORT", _positive_int),
-    "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", _str),
+    "database_url": ("CONVEYOR_DATABASE_URL", read.database_url),
+    "broker_url": ("CONVEYOR_BROKER_URL", read.broker_url),
+    "default_max_attempts": ("CONVEYOR_DEFAULT_MAX_ATTEMPTS", read.positive_int),
+    "retry_backoff_ms": ("CONVEYOR_RETRY_BACKOFF_MS", read.positive_int),
+    "retry_backoff_max_ms": ("CONVEYOR_RETRY_BACKOFF_MAX_MS", read.positive_int),
+    "idempotency_ttl_hours": ("CONVEYOR_IDEMPOTENCY_TTL_HOURS", read.positive_float),
+    "max_body_bytes": ("CONVEYOR_MAX_BODY_BYTES", read.positive_int),
+    "relay_interval_ms": ("CONVEYOR_RELAY_INTERVAL_MS", read.positive_int),
+    "visibility_timeout_s": ("CONVEYOR_VISIBILITY_TIMEOUT_S", read.positive_int),
+    "lease_s": ("CONVEYOR_LEASE_S", read.positive_int),
+    "delivery_limit": ("CONVEYOR_DELIVERY_LIMIT", read.positive_int),
+    "task_time_limit_s": ("CONVEYOR_TASK_TIME_LIMIT_S", read.positive_int),
+    "dead_letter_retention_days": ("CONVEYOR_DEAD_LETTER_RETENTION_DAYS", read.positive_int),
+    "republish_after_s": ("CONVEYOR_REPUBLISH_AFTER_S", read.positive_int),
+    "worker_concurrency": ("CONVEYOR_WORKER_CONCURRENCY", read.positive_int),
+    "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", read.positive_int),
+    "api_host": ("CONVEYOR_API_HOST", read.text),
+    "api_port": ("CONVEYOR_API_PORT", read.positive_int),
+    "metrics_port": ("CONVEYOR_METRICS_PORT", read.positive_int),
+    "relay_metrics_address": ("CONVEYOR_RELAY_METRICS_ADDRESS", read.address),
+    "flower_host": ("CONVEYOR_FLOWER_HOST", read.text),
+    "flower_port": ("CONVEYOR_FLOWER_PORT", read.positive_int),
+    "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", read.text),
     "log_level": ("CONVEYOR_LOG_LEVEL", str.upper),
-    "sentry_dsn": ("CONVEYOR_SENTRY_DSN", _str),
-    "storage_url": ("CONVEYOR_STORAGE_URL", _storage_url),
-    "file_roots": ("CONVEYOR_FILE_ROOTS", _folders),
-    "max_upload_bytes": ("CONVEYOR_MAX_UPLOAD_BYTES", _positive_int),
-    "s3_endpoint_url": ("CONVEYOR_S3_ENDPOINT_URL", _endpoint_url),
-    "s3_region": ("CONVEYOR_S3_REGION", _str),
-    "s3_addressing_style": ("CONVEYOR_S3_ADDRESSING_STYLE", _addressing_style),
-    "offsite_sync_url": ("CONVEYOR_OFFSITE_SYNC_URL", _storage_url),
-    "beat_timezone": ("CONVEYOR_BEAT_TIMEZONE", _time_zone),
-    "beat_lock_interval_s": ("CONVEYOR_BEAT_LOCK_INTERVAL_S", _positive_float),
-    "backup_url": ("CONVEYOR_BACKUP_URL", _storage_url),
-    "backup_targets": ("CONVEYOR_BACKUP_TARGETS", _database_targets),
-    "backup_keep_daily": ("CONVEYOR_BACKUP_KEEP_DAILY", _positive_int),
-    "backup_keep_weekly": ("CONVEYOR_BACKUP_KEEP_WEEKLY", _positive_int),
-    "backup_keep_monthly": ("CONVEYOR_BACKUP_KEEP_MONTHLY", _positive_int),
-    "restore_drill_url": ("CONVEYOR_RESTORE_DRILL_URL", _database_url),
-    "pg_bin_dir": ("CONVEYOR_PG_BIN_DIR", _str),
-    "ocr_fanout_pages": ("CONVEYOR_OCR_FANOUT_PAGES", _positive_int),
-    "ocr_page_timeout_s": ("CONVEYOR_OCR_PAGE_TIMEOUT_S", _positive_int),
-    "ocr_max_pixels": ("CONVEYOR_OCR_MAX_PIXELS", _positive_int),
-    "ocr_max_pages": ("CONVEYOR_OCR_MAX_PAGES", _positive_int),
-    "import_targets": ("CONVEYOR_IMPORT_TARGETS", _database_targets),
+    "sentry_dsn": ("CONVEYOR_SENTRY_DSN", read.text),
+    "storage_url": ("CONVEYOR_STORAGE_URL", read.storage_url),
+    "file_roots": ("CONVEYOR_FILE_ROOTS", read.folders),
+    "max_upload_bytes": ("CONVEYOR_MAX_UPLOAD_BYTES", read.positive_int),
+    "s3_endpoint_url": ("CONVEYOR_S3_ENDPOINT_URL", read.endpoint_url),
+    "s3_region": ("CONVEYOR_S3_REGION", read.text),
+    "s3_addressing_style": ("CONVEYOR_S3_ADDRESSING_STYLE", read.addressing_style),
+    "offsite_sync_url": ("CONVEYOR_OFFSITE_SYNC_URL", read.storage_url),
+    "beat_timezone": ("CONVEYOR_BEAT_TIMEZONE", read.time_zone),
+    "beat_lock_interval_s": ("CONVEYOR_BEAT_LOCK_INTERVAL_S", read.positive_float),
+    "backup_url": ("CONVEYOR_BACKUP_URL", read.storage_url),
+    "backup_targets": ("CONVEYOR_BACKUP_TARGETS", read.database_targets),
+    "backup_keep_daily": ("CONVEYOR_BACKUP_KEEP_DAILY", read.positive_int),
+    "backup_keep_weekly": ("CONVEYOR_BACKUP_KEEP_WEEKLY", read.positive_int),
+    "backup_keep_monthly": ("CONVEYOR_BACKUP_KEEP_MONTHLY", read.positive_int),
+    "restore_drill_url": ("CONVEYOR_RESTORE_DRILL_URL", read.database_url),
+    "pg_bin_dir": ("CONVEYOR_PG_BIN_DIR", read.text),
+    "ocr_fanout_pages": ("CONVEYOR_OCR_FANOUT_PAGES", read.positive_int),
+    "ocr_page_timeout_s": ("CONVEYOR_OCR_PAGE_TIMEOUT_S", read.positive_int),
+    "ocr_max_pixels": ("CONVEYOR_OCR_MAX_PIXELS", read.positive_int),
+    "ocr_max_pages": ("CONVEYOR_OCR_MAX_PAGES", read.positive_int),
+    "import_targets": ("CONVEYOR_IMPORT_TARGETS", read.database_targets),
 }
 SCHEDULE_PREFIX = "CONVEYOR_SCHEDULE_"
 # Passwords kept apart from their URLs: a secret needs no URL escaping, and a compose file builds

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def test_prometheus_scrapes_the_api_and_the_relay(
             ("gauge, from the database", "conveyor_outbox_backlog"),
             ("both targets up", 'sum(up{job=~"conveyor-api|conveyor-relay"}) == 2'),
         ]:
-            wait_until(lambda e=expression: query(base, e), 90, f"Prometheus to answer {kind}: {expression}")
+            wait_until(partial(query, base, expression), 90, f"Prometheus to answer {kind}: {expression}")
         rules = requests.get(f"{base}/api/v1/rules", timeout=5).json()["data"]["groups"]
         assert "ConveyorWorkerDown" in {rule["name"] for group in rules for rule in group["rules"]}
     finally:

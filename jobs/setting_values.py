@@ -1,0 +1,105 @@
+"""How each setting's value is read from its variable: each raises ValueError saying what is
+wanted, which load_settings turns into a SettingsError naming the variable."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from jobs.errors import InvalidInputError
+
+
+def positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than zero")
+    return number
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be greater than zero")
+    return number
+
+
+def text(value: str) -> str:
+    return value
+
+
+def broker_url_for_kombu(url: str) -> str:
+    """kombu has no ``valkey://`` transport (kombu#2245); Valkey speaks the Redis protocol."""
+    scheme, sep, rest = url.partition("://")
+    mapped = {"valkey": "redis", "valkeys": "rediss"}.get(scheme.lower())
+    return f"{mapped}{sep}{rest}" if mapped else url
+
+
+def address(value: str) -> str:
+    """``host:port``, or ``off``."""
+    host, _, port = value.rpartition(":")
+    if value != "off" and not (host and port.isdigit()):
+        raise ValueError("must be host:port, or off")
+    return value
+
+
+def broker_url(value: str) -> str:
+    scheme = urlsplit(value).scheme.lower()
+    if scheme not in {"amqp", "pyamqp", "redis", "rediss", "valkey", "valkeys", "filesystem"}:
+        raise ValueError("scheme must be amqp, redis, rediss, valkey, valkeys or filesystem")
+    return broker_url_for_kombu(value)
+
+
+def database_url(value: str) -> str:
+    scheme = urlsplit(value).scheme.lower()
+    if not (scheme.startswith("postgresql") or scheme.startswith("sqlite")):
+        raise ValueError("must be a postgresql:// or sqlite:/// URL")
+    return value
+
+
+def storage_url(value: str) -> str:
+    from jobs.storage.urls import parse_url
+
+    try:
+        return parse_url(value.rstrip("/")).url
+    except InvalidInputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def endpoint_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+def folders(value: str) -> tuple[str, ...]:
+    folders = tuple(part.rstrip("/") or "/" for part in value.split(":") if part)
+    if not all(folder.startswith("/") for folder in folders):
+        raise ValueError("must be absolute folders separated by ':'")
+    return folders
+
+
+def time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as UTC or Europe/Paris") from None
+    return value
+
+
+def database_targets(value: str) -> dict[str, str]:
+    """``name=postgresql://...`` pairs separated by ``;`` or white space."""
+    targets = {}
+    for pair in value.replace(";", " ").split():
+        name, equals, url = pair.partition("=")
+        if not equals or not name.isidentifier() or not urlsplit(url).scheme.startswith("postgresql"):
+            raise ValueError(f"{pair!r} is not name=postgresql://...")
+        targets[name] = url
+    return targets
+
+
+def addressing_style(value: str) -> str:
+    if value not in ("auto", "path", "virtual"):
+        raise ValueError("must be auto, path or virtual")
+    return value
