@@ -14,6 +14,7 @@ from api import (
     import_profiles,
     job_types,
     jobs,
+    limits,
     metrics,
     schedules,
     tokens,
@@ -45,5 +46,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(blueprint)
     job_types.describe_submission(api.spec)
     metrics.register(app, settings)
+    limits.register(app, settings)
     app.add_url_rule("/docs", "docs", health.docs_page)
     return app

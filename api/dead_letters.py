@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.auth import SECURITY, actor, require
 from api.errors import abort
 from api.idempotent import Outcome, run_once
+from api.limits import limited
 from api.pagination import cursor_of, page
 from api.runtime import runtime
 from api.schemas import (
@@ -76,6 +77,7 @@ class Stats(MethodView):
 @blp.route("/requeue")
 class BulkRequeueView(MethodView):
     @require("ops")
+    @limited("ops")
     @blp.doc(security=SECURITY)
     @blp.arguments(BulkRequeue())
     @blp.response(200, BulkRequeueResult)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, actor, check_scope, require
 from api.idempotent import Outcome, run_once
+from api.limits import limited
 from api.pagination import cursor_of, page
 from api.runtime import runtime
 from api.schemas import JobCreate, JobOut, JobPage, JobQuery
@@ -45,6 +46,7 @@ class Jobs(MethodView):
         return page([job.to_dict() for job in found], query["limit"], at="created_at")
 
     @require("jobs:write")
+    @limited("jobs:write")
     @blp.doc(security=SECURITY)
     @blp.arguments(JobCreate())
     @blp.response(202, JobOut)

@@ -103,3 +103,17 @@ def addressing_style(value: str) -> str:
     if value not in ("auto", "path", "virtual"):
         raise ValueError("must be auto, path or virtual")
     return value
+
+
+def rate_limits(value: str) -> dict[str, str]:
+    """``default=600/minute;ops=10/minute;token:etl=50/second``: a policy's name, its limit."""
+    from limits import parse
+
+    found = {}
+    for entry in filter(None, (part.strip() for part in value.split(";"))):
+        name, _, limit = entry.partition("=")
+        if not name.strip() or not limit.strip():
+            raise ValueError(f"{entry!r} is not name=limit (e.g. default=600/minute)")
+        parse(limit.strip())  # raises ValueError naming what it cannot read
+        found[name.strip()] = limit.strip()
+    return found

@@ -39,6 +39,8 @@ class Settings:
     api_port: int = 8000
     metrics_port: int | None = None
     relay_metrics_address: str = "127.0.0.1:9808"
+    rate_limits: dict[str, str] = field(default_factory=dict)
+    rate_limit_storage_url: str = ""
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
     flower_basic_auth: str = ""
@@ -117,6 +119,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_port": ("CONVEYOR_API_PORT", read.positive_int),
     "metrics_port": ("CONVEYOR_METRICS_PORT", read.positive_int),
     "relay_metrics_address": ("CONVEYOR_RELAY_METRICS_ADDRESS", read.address),
+    "rate_limits": ("CONVEYOR_RATE_LIMITS", read.rate_limits),
+    "rate_limit_storage_url": ("CONVEYOR_RATE_LIMIT_STORAGE_URL", read.text),
     "flower_host": ("CONVEYOR_FLOWER_HOST", read.text),
     "flower_port": ("CONVEYOR_FLOWER_PORT", read.positive_int),
     "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", read.text),
