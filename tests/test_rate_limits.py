@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from flask.testing import FlaskClient
 
 from api import create_app
 from jobs import tokens
@@ -16,7 +17,7 @@ ECHO = {"type": "echo", "payload": {"n": 1}}
 LIMIT = 5
 
 
-def app_for(backend: Backend, **limits: str) -> object:
+def app_for(backend: Backend, **limits: str) -> FlaskClient:
     return create_app(dataclasses.replace(backend.settings, rate_limits=limits)).test_client()
 
 
