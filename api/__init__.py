@@ -7,6 +7,7 @@ from flask_smorest import Api
 
 from api import (
     backups,
+    correlation,
     dead_letters,
     errors,
     files,
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["conveyor"] = ApiRuntime(settings)
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    correlation.register(app)
     errors.register(app)
     resources = (jobs, files, dead_letters, schedules, backups, import_profiles, job_types, tokens, health)
     for blueprint in (resource.blp for resource in resources):

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from api.auth import SECURITY, actor, check_scope, require
+from api.correlation import request_id
 from api.idempotent import Outcome, run_once
 from api.limits import limited
 from api.pagination import cursor_of, page
@@ -54,6 +55,7 @@ class Jobs(MethodView):
         """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe. The
         upkeep types need the ``ops`` scope, ``restore-backup`` ``admin``."""
         _check_type_scope(body["type"])
+        body["correlation_id"] = body.get("correlation_id") or request_id()
 
         def submit(db: Session | Connection) -> Outcome:
             job = service.submit(db, runtime().settings, service.Submission(**body))

@@ -117,3 +117,9 @@ def rate_limits(value: str) -> dict[str, str]:
         parse(limit.strip())  # raises ValueError naming what it cannot read
         found[name.strip()] = limit.strip()
     return found
+
+
+def log_format(value: str) -> str:
+    if value not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return value

@@ -45,6 +45,7 @@ class Settings:
     flower_port: int = 5555
     flower_basic_auth: str = ""
     log_level: str = "INFO"
+    log_format: str = "text"
     sentry_dsn: str = ""
     storage_url: str = ""
     file_roots: tuple[str, ...] = ()
@@ -125,6 +126,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flower_port": ("CONVEYOR_FLOWER_PORT", read.positive_int),
     "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", read.text),
     "log_level": ("CONVEYOR_LOG_LEVEL", str.upper),
+    "log_format": ("CONVEYOR_LOG_FORMAT", read.log_format),
     "sentry_dsn": ("CONVEYOR_SENTRY_DSN", read.text),
     "storage_url": ("CONVEYOR_STORAGE_URL", read.storage_url),
     "file_roots": ("CONVEYOR_FILE_ROOTS", read.folders),

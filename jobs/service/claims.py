@@ -45,6 +45,8 @@ class Claim:
     error_message: str | None
     claim_token: str | None
     parent_id: uuid.UUID | None
+    correlation_id: str | None
+    causation_id: str | None
 
     @classmethod
     def of(cls, row: Any) -> Claim:
