@@ -40,20 +40,13 @@ def require(scope: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            authenticated()
+            g.conveyor_token = _authenticate()
             check_scope(scope)
             return view(*args, **kwargs)
 
         return cast(F, wrapper)
 
     return decorate
-
-
-def authenticated() -> ApiToken:
-    """This request's token, authenticated once (the rate limiter asks before the view does)."""
-    if g.get("conveyor_token") is None:
-        g.conveyor_token = _authenticate()
-    return current_token()
 
 
 def _authenticate() -> ApiToken:

@@ -24,6 +24,7 @@ from prometheus_client import (
 
 from jobs.settings import Settings
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUESTS = Counter(
     "conveyor_http_requests_total",
     "HTTP requests answered, by route and status.",
@@ -50,10 +51,11 @@ def _started() -> None:
 
 def _counted(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    method = request.method if request.method in METHODS else "OTHER"  # a client cannot mint series
+    REQUESTS.labels(method, route, str(response.status_code)).inc()
     started = g.get("conveyor_started")
     if started is not None:
-        LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        LATENCY.labels(method, route).observe(time.perf_counter() - started)
     return response
 
 

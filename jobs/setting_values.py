@@ -36,8 +36,8 @@ def broker_url_for_kombu(url: str) -> str:
 def address(value: str) -> str:
     """``host:port``, or ``off``."""
     host, _, port = value.rpartition(":")
-    if value != "off" and not (host and port.isdigit()):
-        raise ValueError("must be host:port, or off")
+    if value != "off" and not (host and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError("must be host:port (a port from 1 to 65535), or off")
     return value
 
 

@@ -76,7 +76,7 @@ def test_every_long_running_service_has_a_healthcheck(services: dict) -> None:
     )
     for worker in ("worker", "imports-worker", "ocr-worker"):
         queues = _argv(services[worker])[-1].replace(",", "-")
-        assert f"inspect ping -d {queues}@$$HOSTNAME" in tests[worker], worker
+        assert f"inspect ping --timeout 5 -d {queues}@$$HOSTNAME" in tests[worker], worker
     for component in ("beat", "relay"):
         assert tests[component].endswith(f"conveyor doctor --check {component}"), component
 

@@ -23,7 +23,7 @@ from jobs.catalogue import validate_payload
 from jobs.db import Database, closed_by_server, is_outage
 from jobs.errors import InvalidInputError, JobNotFoundError
 from jobs.models import DeadLetter, JobState
-from jobs.observability.logs import log_context
+from jobs.observability.logs import job_log_context
 from jobs.settings import Settings
 from jobs.storage import Storage, StorageError
 from jobs.storage.inputs import resolve_input
@@ -119,21 +119,10 @@ class JobTask(Task):
         claim = self._claim(jid, int(dispatch))
         if claim is None:
             return
-        context = log_context(
-            job_id=str(jid),
-            type=self.job_type,
-            attempt=claim.attempts,
-            correlation_id=claim.correlation_id,
-            causation_id=claim.causation_id,
-        )
-        with context:
-            self._run_claimed(jid, claim)
-
-    def _run_claimed(self, jid: uuid.UUID, claim: service.Claim) -> None:
         # Debug: Celery already logs each task's receipt and success, task id = job id + dispatch.
         log.debug("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
         token = claim.claim_token or ""
-        with self.runtime.heartbeat.hold(jid, token) as held:
+        with job_log_context(jid, self.job_type, claim), self.runtime.heartbeat.hold(jid, token) as held:
             ctx = JobContext(
                 job_id=jid,
                 attempt=claim.attempts,

@@ -152,10 +152,10 @@ def _backups(session: Session) -> Iterator[Metric]:
 
 
 def queue_lengths(settings: Settings) -> Iterator[Metric]:
-    from kombu import Connection
+    from jobs.broker.config import connection as broker
 
     lengths = []
-    with Connection(settings.broker_url, connect_timeout=3) as connection:
+    with broker(settings) as connection:
         channel = connection.default_channel
         for queue in QUEUES:
             try:

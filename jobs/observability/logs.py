@@ -31,6 +31,17 @@ def log_context(**fields: Any) -> Iterator[None]:
         _CONTEXT.reset(token)
 
 
+def job_log_context(job_id: Any, job_type: str, claim: Any) -> Any:
+    """The context of a job's run: ``claim`` is the worker's (jobs.service.Claim)."""
+    return log_context(
+        job_id=str(job_id),
+        type=job_type,
+        attempt=claim.attempts,
+        correlation_id=claim.correlation_id,
+        causation_id=claim.causation_id,
+    )
+
+
 class _Context(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         fields = _CONTEXT.get() or {}

@@ -17,11 +17,12 @@ import logging
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.models import Job, JobState, utcnow
@@ -31,7 +32,17 @@ from jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 LAG = timedelta(seconds=5)
-WORKER_FORGOTTEN = timedelta(minutes=15)  # a worker scaled away stops counting as down after this
+MAX_WINDOW = timedelta(minutes=10)  # after a longer gap between scrapes, the older part is not counted
+# What an ended job adds: its outcome, attempts, last attempt's span, and rows or pages it read.
+ENDED = (
+    *(Job.type, Job.queue, Job.state, Job.attempts, Job.started_at, Job.finished_at),
+    case(
+        (Job.type == "import", Job.result["rows_read"].as_integer()),
+        (Job.type == "ocr", Job.result["pages"].as_integer()),
+        else_=None,
+    ),
+)
+WORKER_FORGOTTEN = timedelta(hours=1)  # a worker scaled away or replaced stops counting after this
 RUNTIME_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
 
 
@@ -67,53 +78,64 @@ class Platform:
         self.lock = threading.Lock()
         self.workers: dict[str, datetime] = {}  # every worker seen answering, and when
 
-    def workers_up(self, answering: set[str], now: datetime) -> list[tuple[str, int]]:
-        """1 for each worker answering now, 0 for one seen within WORKER_FORGOTTEN that is not."""
+    def workers_up(self, answering: set[str], now: datetime) -> list[tuple[str, str, int]]:
+        """1 for each worker answering now, 0 for one seen within WORKER_FORGOTTEN that is not;
+        ``queues`` is its node name's part before the host (``ocr``, ``default-maintenance``)."""
         with self.lock:
             self.workers.update(dict.fromkeys(answering, now))
             self.workers = {name: at for name, at in self.workers.items() if now - at < WORKER_FORGOTTEN}
-            return [(name, int(name in answering)) for name in sorted(self.workers)]
+            return [(name, name.partition("@")[0], int(name in answering)) for name in sorted(self.workers)]
 
     def catch_up(self, session: Session, now: datetime) -> None:
-        """Count what started and what ended from the last scrape up to ``now`` less LAG."""
+        """Count what was submitted, started and ended from the last scrape up to ``now`` less
+        LAG (at most MAX_WINDOW back); the mark moves on only once all of it is counted."""
         with self.lock:
-            until, since = now - LAG, self.since
+            until = now - LAG
+            since = max(self.since or until, until - MAX_WINDOW)
+
+            def within(at: Any) -> Any:
+                return and_(at > since, at <= until)
+
+            by_type = (Job.type, Job.queue)
+            created = session.execute(
+                select(*by_type, func.count()).where(within(Job.created_at)).group_by(*by_type)
+            )
+            started = session.execute(
+                select(*by_type, Job.queued_at, Job.started_at).where(within(Job.started_at))
+            )
+            ended = session.execute(select(*ENDED).where(within(Job.finished_at)))
+            submitted, began, done = list(created), list(started), list(ended)
+            for kind, queue, count in submitted:
+                self.sent.labels(kind, queue).inc(count)
+            for first in began:
+                self._started(*first)
+            for last in done:
+                self._ended(*last)
             self.since = until
-            if since is None:
-                return
-            for queued in session.execute(
-                select(Job.type, Job.queue, func.count())
-                .where(Job.queued_at > since, Job.queued_at <= until)
-                .group_by(Job.type, Job.queue)
-            ):
-                self.sent.labels(queued[0], queued[1]).inc(queued[2])
-            for job in session.scalars(select(Job).where(Job.started_at > since, Job.started_at <= until)):
-                self._started(job)
-            for job in session.scalars(select(Job).where(Job.finished_at > since, Job.finished_at <= until)):
-                self._ended(job)
 
-    def _started(self, job: Job) -> None:
-        labels = (job.type, job.queue)
-        self.received.labels(*labels).inc()
-        self.started.labels(*labels).inc()
-        if job.queued_at and job.started_at:
-            self.wait.labels(*labels).observe(max(0.0, (job.started_at - job.queued_at).total_seconds()))
+    def _started(
+        self, kind: str, queue: str, queued_at: datetime | None, started_at: datetime | None
+    ) -> None:
+        self.received.labels(kind, queue).inc()
+        self.started.labels(kind, queue).inc()
+        if queued_at and started_at:
+            self.wait.labels(kind, queue).observe(max(0.0, (started_at - queued_at).total_seconds()))
 
-    def _ended(self, job: Job) -> None:
-        labels = (job.type, job.queue)
-        if job.state == JobState.SUCCEEDED:
-            self.succeeded.labels(*labels).inc()
-        elif job.state == JobState.DEAD:
-            self.failed.labels(*labels).inc()
-        if job.attempts > 1:
-            self.retried.labels(*labels).inc(job.attempts - 1)
-        if job.started_at and job.finished_at:
-            self.runtime.labels(*labels).observe(max(0.0, (job.finished_at - job.started_at).total_seconds()))
-        result = job.result if isinstance(job.result, dict) else {}
-        if job.type == "import":
-            self.rows.inc(int(result.get("rows_read") or 0))
-        elif job.type == "ocr":
-            self.pages.inc(int(result.get("pages") or 0))
+    def _ended(
+        self, kind: str, queue: str, state: str, attempts: int, started: Any, finished: Any, done: Any
+    ) -> None:
+        if state == JobState.SUCCEEDED:
+            self.succeeded.labels(kind, queue).inc()
+        elif state == JobState.DEAD:
+            self.failed.labels(kind, queue).inc()
+        if attempts > 1:
+            self.retried.labels(kind, queue).inc(attempts - 1)
+        if started and finished:
+            self.runtime.labels(kind, queue).observe(max(0.0, (finished - started).total_seconds()))
+        if kind == "import":
+            self.rows.inc(int(done or 0))
+        elif kind == "ocr":
+            self.pages.inc(int(done or 0))
 
 
 class PlatformCollector(Collector):
@@ -123,17 +145,34 @@ class PlatformCollector(Collector):
         self.settings, self.sessions, self.platform = settings, sessions, platform
 
     def collect(self) -> Iterator[Metric]:
-        now = utcnow()
+        """Each source apart: one that fails (the database, the broker) is told by
+        ``conveyor_metrics_source_up`` and the others are still read."""
+        now, up = utcnow(), []
+        for source, read in (("database", self._database), ("broker", self._broker)):
+            try:
+                found = list(read(now))
+            except Exception as exc:
+                log.warning("The relay's metrics could not read the %s: %s", source, exc)
+                found = []
+            up.append((source, int(bool(found))))
+            yield from found
+        yield gauges.gauge(
+            "conveyor_metrics_source_up", "1 when a scrape could read the source.", ["source"], up
+        )
+
+    def _database(self, now: datetime) -> Iterator[Metric]:
         with self.sessions() as session:
             self.platform.catch_up(session, now)
             yield from self.platform.registry.collect()
             yield from gauges.read(session, self.settings, now)
+
+    def _broker(self, now: datetime) -> Iterator[Metric]:
         yield from gauges.queue_lengths(self.settings)
         answering = gauges.answering(self.settings)
         if answering is not None:
             yield gauges.gauge(
-                "celery_worker_up", "1 while a worker answers a ping.", ["hostname"],
-                self.platform.workers_up(answering, now),
+                "celery_worker_up", "1 while a worker answers a ping, by its node and its queues.",
+                ["hostname", "queues"], self.platform.workers_up(answering, now),
             )  # fmt: skip
 
 
