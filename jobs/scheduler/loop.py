@@ -43,17 +43,18 @@ class Beat:
     def run(self, stop: threading.Event) -> None:
         leading, alive = False, Liveness(self.db.settings, "beat", self.db.sessions)
         while not stop.is_set():
-            alive.touch()
             if not (self.lock.held() or self.lock.acquire()):
                 if leading:
                     log.warning("Beat %s is no longer the leader.", self.identity)
                 leading = False
+                alive.touch()
                 stop.wait(self.db.settings.beat_lock_interval_s)
                 continue
             if not leading:
                 log.info("Beat %s leads; it fires %s.", self.identity, ", ".join(s.name for s in self.active))
             leading = True
             self.tick()
+            alive.touch()  # after the tick, so a slot never waits on it
             stop.wait(self.wait())
         self.lock.release()
 
