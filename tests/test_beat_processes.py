@@ -58,15 +58,12 @@ def test_two_beats_fire_each_slot_exactly_once_and_the_survivor_takes_over(
 
     fired = runs(backend)
     took = (first.fired_at - killed_at).total_seconds()
-    print(
-        f"{kind}: {len(fired)} slots fired over {seconds} s, the survivor's first {took:.2f} s after the kill"
-    )
+    print(f"{kind}: {len(fired)} slots over {seconds} s, the survivor's first {took:.2f} s after the kill")
     assert {pid_of(run) for run in fired if run.fired_at < killed_at} == {leader}
     assert first.fired_at - killed_at <= timedelta(seconds=2 * LOCK_INTERVAL_S)
     gaps = [later.slot - earlier.slot for earlier, later in pairwise(fired)]
     assert set(gaps) == {timedelta(seconds=1)}, "every slot fires, each exactly once"
-    # Fired up to the stop (not counted from the spawn: a loaded machine starts Python slowly).
-    assert fired[-1].slot >= stopped_at - timedelta(seconds=3), (fired[-1].slot, stopped_at)
+    assert fired[-1].slot >= stopped_at - timedelta(seconds=3), "fires up to the stop"
     with backend.sessions() as session:
         causes = session.scalars(
             select(Job.causation_id).where(Job.correlation_id == f"schedule:{SCHEDULE}")
