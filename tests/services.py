@@ -47,6 +47,16 @@ def answers(host: str, port: int) -> bool:
         return False
 
 
+def http_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 (a process that serves HTTP is up)."""
+    import requests
+
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def missing_services(backend: str) -> list[str]:
     needed = {"embedded": [], "rabbitmq": ["postgresql", "rabbitmq"], "redis": ["postgresql", "redis"]}
     ports = {"postgresql": 5432, "rabbitmq": 5672, "redis": 6379}

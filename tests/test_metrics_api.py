@@ -10,7 +10,7 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from tests.services import free_port
+from tests.services import free_port, http_ok
 from tests.support import Backend, wait_until
 
 SERIES = re.compile(
@@ -63,7 +63,7 @@ def test_gunicorns_processes_add_up_and_a_metrics_port_moves_them(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(f"{base}/health/live"), 60, "the API to answer")
+        wait_until(lambda: http_ok(f"{base}/health/live"), 60, "the API to answer")
         for _ in range(20):  # new connections each time: gunicorn hands them to either process
             requests.get(f"{base}/health/live", timeout=5, headers={"Connection": "close"})
         assert requests.get(f"{base}/metrics", timeout=5).status_code == 404
@@ -72,10 +72,3 @@ def test_gunicorns_processes_add_up_and_a_metrics_port_moves_them(
     finally:
         api.terminate()
         api.wait(30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False

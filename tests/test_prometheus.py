@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from api import create_app
-from tests.services import free_port
+from tests.services import free_port, http_ok
 from tests.support import Backend, submit, wait_until
 
 RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yml"
@@ -74,7 +74,7 @@ def test_prometheus_scrapes_the_api_and_the_relay(
         client = create_app(backend.settings).test_client()
         job = submit(client, backend.token("jobs:write", "jobs:read"), "echo", {"n": 1})
         backend.wait_for_job(job, "succeeded", timeout=60)
-        wait_until(lambda: _get(f"http://127.0.0.1:{api_port}/health/live"), 60, "the API")
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{api_port}/health/live"), 60, "the API")
         for kind, expression in [
             ("counter, the API's", 'conveyor_http_requests_total{route="/health/live",status="200"} > 0'),
             ("histogram", "conveyor_http_request_duration_seconds_count > 0"),
@@ -89,10 +89,3 @@ def test_prometheus_scrapes_the_api_and_the_relay(
     finally:
         api.terminate()
         api.wait(30)
-
-
-def _get(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
