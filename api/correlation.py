@@ -1,5 +1,5 @@
 """``X-Request-ID``: the caller's, or one made for the request; sent back, put on every log line
-of the request, and a submitted job's ``correlation_id`` when the body names none (its children
+of the request and its Sentry events, and a submitted job's ``correlation_id`` when the body names none (its children
 inherit it)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 
+import sentry_sdk
 from flask import Flask, Response, g, request
 
 from jobs.observability.logs import log_context
@@ -30,6 +31,8 @@ def _take() -> None:
     g.conveyor_request_id = given if _USABLE.fullmatch(given) else uuid.uuid4().hex
     g.conveyor_log = log_context(request_id=g.conveyor_request_id)
     g.conveyor_log.__enter__()
+    if sentry_sdk.is_initialized():  # the Flask integration gives each request its own scope
+        sentry_sdk.set_tag("request_id", g.conveyor_request_id)
 
 
 def _send_back(response: Response) -> Response:

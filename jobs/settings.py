@@ -47,6 +47,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     sentry_dsn: str = ""
+    sentry_environment: str = "production"
+    sentry_release: str = ""
+    """Empty: ``conveyor@<installed version>``."""
     storage_url: str = ""
     file_roots: tuple[str, ...] = ()
     max_upload_bytes: int = 1024**3
@@ -128,6 +131,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "log_level": ("CONVEYOR_LOG_LEVEL", str.upper),
     "log_format": ("CONVEYOR_LOG_FORMAT", read.log_format),
     "sentry_dsn": ("CONVEYOR_SENTRY_DSN", read.text),
+    "sentry_environment": ("CONVEYOR_SENTRY_ENVIRONMENT", read.text),
+    "sentry_release": ("CONVEYOR_SENTRY_RELEASE", read.text),
     "storage_url": ("CONVEYOR_STORAGE_URL", read.storage_url),
     "file_roots": ("CONVEYOR_FILE_ROOTS", read.folders),
     "max_upload_bytes": ("CONVEYOR_MAX_UPLOAD_BYTES", read.positive_int),

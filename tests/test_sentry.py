@@ -1,19 +1,23 @@
-"""What reaches Sentry carries no secret: a process reports a real error to a loopback server
-posing as Sentry, and the planted payload, token, password and AWS key never arrive."""
+"""What reaches Sentry, caught by a loopback server posing as it: an API error tagged with its
+request id, a job's error tagged with the job's ids, each schedule's Crons check-ins, release and
+environment on all, and none of the planted secrets."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
-from tests.support import ROOT
+from jobs.scheduler import operations
+from tests.support import ROOT, Backend, submit_and_publish, wait_until
 
 SECRETS = {
     "payload": "4111-1111-1111-1111",
@@ -70,6 +74,89 @@ def sentry_server() -> Iterator[str]:
         yield f"http://public@127.0.0.1:{server.server_port}/1"
     finally:
         server.shutdown()
+
+
+API_ERROR = """
+from jobs.observability import start_process
+from api import create_app
+import sentry_sdk
+
+app = create_app(start_process("api"))
+app.add_url_rule("/boom", "boom", lambda: 1 / 0)
+answer = app.test_client().get("/boom", headers={"X-Request-ID": "req-sentry-1"})
+assert answer.status_code == 500, answer.status_code
+sentry_sdk.flush(timeout=10)
+"""
+
+
+def items(kind: str) -> list[dict[str, Any]]:
+    """The payloads of every envelope item of ``kind`` (``event``, ``check_in``) received."""
+    found = []
+    for body in Collector.received:
+        lines = body.split(b"\n")
+        for header, payload in zip(lines[1::2], lines[2::2], strict=False):
+            if json.loads(header).get("type") == kind:
+                found.append(json.loads(payload))
+    return found
+
+
+def run_script(script: str, dsn: str, data_dir: object) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CONVEYOR_SENTRY_DSN": dsn,
+        "CONVEYOR_DATA_DIR": str(data_dir),
+        "CONVEYOR_SENTRY_ENVIRONMENT": "ci",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_api_error_reaches_sentry_with_its_request_id_release_and_environment(
+    sentry_server: str, tmp_path: object
+) -> None:
+    run_script(API_ERROR, sentry_server, tmp_path)
+
+    (event,) = items("event")
+    assert event["exception"]["values"][-1]["type"] == "ZeroDivisionError"
+    assert event["tags"]["request_id"] == "req-sentry-1" and event["tags"]["component"] == "api"
+    assert event["release"].startswith("conveyor@") and event["environment"] == "ci"
+
+
+def test_a_dead_jobs_error_and_a_schedules_check_ins_reach_sentry_from_a_worker(
+    sentry_server: str, own_backend: Callable[..., Backend]
+) -> None:
+    backend = own_backend("embedded", CONVEYOR_SENTRY_DSN=sentry_server, CONVEYOR_SENTRY_ENVIRONMENT="ci")
+    backend.start_worker()
+    backend.start_relay()
+    with backend.sessions.begin() as session:
+        fired = operations.run(session, backend.settings, "purge-idempotency-keys", "test")
+    failing = submit_and_publish(backend, "fail", {"permanent": True, "message": "PlantedWorkerError"})
+    backend.wait_for_job(fired["job_id"], "succeeded", timeout=90)
+    backend.wait_for_job(failing, "dead", timeout=60)
+
+    def checked_in() -> list[dict[str, Any]] | None:
+        found = [c for c in items("check_in") if c["check_in_id"] == fired["job_id"].hex]
+        return found if len(found) == 2 else None
+
+    start, end = wait_until(checked_in, 30, "the schedule's two check-ins")
+    assert (start["status"], end["status"]) == ("in_progress", "ok")
+    assert start["monitor_slug"] == "conveyor-purge-idempotency-keys"
+    assert start["monitor_config"]["schedule"] == {"type": "crontab", "value": "*/15 * * * *"}
+    event = wait_until(
+        lambda: next((e for e in items("event") if e["tags"].get("job_id") == failing), None), 30
+    )
+    assert event["exception"]["values"][-1]["type"] == "PermanentError"
+    assert "PlantedWorkerError" in event["exception"]["values"][-1]["value"]
+    assert event["tags"]["job_type"] == "fail" and event["tags"]["dead_letter_reason"] == "permanent_error"
+    assert event["environment"] == "ci" and event["tags"]["component"] == "worker"
 
 
 def test_an_error_reported_to_sentry_carries_none_of_the_planted_secrets(

@@ -14,7 +14,8 @@ from jobs.errors import SettingsError
 from jobs.observability import start_process
 from jobs.settings import Settings
 from tasks import HANDLERS
-from workers.base import JobTask, Runtime
+from workers.base import JobTask
+from workers.runtime import Runtime
 from workers.termination import end_at_once_while_a_job_runs
 
 

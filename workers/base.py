@@ -7,24 +7,21 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
 from datetime import timedelta
-from functools import cached_property
 from typing import Any, NoReturn
 
 from celery import Task
-from sqlalchemy import Connection, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from jobs import service
 from jobs.catalogue import validate_payload
-from jobs.db import Database, closed_by_server, is_outage
+from jobs.db import is_outage
 from jobs.errors import InvalidInputError, JobNotFoundError
 from jobs.models import DeadLetter, JobState
 from jobs.observability.logs import job_log_context
-from jobs.settings import Settings
+from jobs.observability.sentry import job_scope, report_dead
 from jobs.storage import Storage, StorageError
 from jobs.storage.inputs import resolve_input
 from tasks import Handler
@@ -32,7 +29,7 @@ from tasks.context import JobContext
 from tasks.errors import FanOut, JobCancelledError, PermanentError, RetryableError
 from workers import families
 from workers.dead_letters import DeadLettered, SentBack, failure_info, pool_process
-from workers.heartbeat import Heartbeat
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -47,53 +44,6 @@ def unstorable(result: Any) -> str | None:
     except (TypeError, ValueError) as exc:
         return f"The job's result cannot be stored as JSON: {exc}."
     return None
-
-
-class Runtime(Database):
-    """A worker's database, with the connection each pool process keeps for its hot statements."""
-
-    def __init__(self, settings: Settings):
-        super().__init__(settings, for_worker=True)
-        self._connection: Connection | None = None
-
-    @contextmanager
-    def statement(self) -> Iterator[Connection]:
-        """A connection for one statement that is a transaction by itself.
-
-        On PostgreSQL it is the process's own autocommit connection, kept open between jobs:
-        that spares each of a job's two writes a pool checkout and the BEGIN and COMMIT round
-        trips. It is replaced after an error or once the server has closed it.
-        """
-        if self.engine.dialect.name != "postgresql":
-            with self.engine.begin() as transaction:
-                yield transaction
-            return
-        connection = self._connection
-        if connection is None or closed_by_server(connection.connection.driver_connection):
-            self._close_connection()
-            connection = self._connection = self.single_statements.connect()
-        try:
-            yield connection
-        except BaseException:
-            self._close_connection()
-            raise
-
-    @cached_property
-    def heartbeat(self) -> Heartbeat:
-        return Heartbeat(self.sessions, timedelta(seconds=self.settings.lease_s))
-
-    def after_fork(self) -> None:
-        """In a new pool process: never use the connections of the process it was forked from."""
-        if "engine" in self.__dict__:
-            self.engine.dispose(close=False)
-        self._connection = None
-        self.__dict__.pop("heartbeat", None)
-
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            with suppress(SQLAlchemyError):
-                self._connection.close()
-            self._connection = None
 
 
 class JobTask(Task):
@@ -122,7 +72,11 @@ class JobTask(Task):
         # Debug: Celery already logs each task's receipt and success, task id = job id + dispatch.
         log.debug("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
         token = claim.claim_token or ""
-        with job_log_context(jid, self.job_type, claim), self.runtime.heartbeat.hold(jid, token) as held:
+        with (
+            job_log_context(jid, self.job_type, claim),
+            job_scope(self.runtime.settings, jid, self.job_type, claim) as checkin,
+            self.runtime.heartbeat.hold(jid, token) as held,
+        ):
             ctx = JobContext(
                 job_id=jid,
                 attempt=claim.attempts,
@@ -134,12 +88,19 @@ class JobTask(Task):
                 children=lambda: families.children(self.runtime.sessions, jid),
             )
             try:
-                self._run_handler(jid, claim, token, ctx)
+                ended = self._run_handler(jid, claim, token, ctx)
+            except DeadLettered as dead:
+                report_dead(dead, dead.info["reason"])
+                checkin.ended(JobState.DEAD)
+                raise
+            else:
+                checkin.ended(ended)
             finally:
                 families.release_parent(self.runtime.sessions, claim.parent_id)
 
-    def _run_handler(self, jid: uuid.UUID, claim: service.Claim, token: str, ctx: JobContext) -> None:
-        """Run the handler and record its outcome under the claim ``token``."""
+    def _run_handler(self, jid: uuid.UUID, claim: service.Claim, token: str, ctx: JobContext) -> JobState | None:
+        """Run the handler and record its outcome under the claim ``token``; the job's state
+        when that ended it (a dead letter is raised)."""
         started = time.monotonic()
         try:
             loaded = validate_payload(self.job_type, claim.payload, self.runtime.settings)
@@ -152,6 +113,7 @@ class JobTask(Task):
                 jid, lambda s: service.mark_cancelled(s, service.get(s, jid, for_update=True), token)
             )
             log.info("Job %s stopped while running.", jid)
+            return JobState.CANCELLED
         except (PermanentError, InvalidInputError) as exc:
             self._fail(jid, claim, exc, retryable=False)
         except RetryableError as exc:
@@ -165,11 +127,13 @@ class JobTask(Task):
             problem = unstorable(result)
             if problem is not None:
                 self._fail(jid, claim, PermanentError(problem), retryable=False)
-                return
+                return None
             self._record(
                 jid, lambda db: service.mark_succeeded(db, jid, token, result), self.runtime.statement
             )
             log.debug("Job %s succeeded in %.0f ms.", jid, (time.monotonic() - started) * 1000)
+            return JobState.SUCCEEDED
+        return None
 
     def _parse(self, job_id: Any, dispatch: Any) -> uuid.UUID:
         try:

@@ -9,8 +9,15 @@ exception's text).
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import sentry_sdk
+
+from jobs.observability.crons import Checkin
 from jobs.settings import Settings
 
 FILTERED = "[Filtered]"
@@ -28,20 +35,53 @@ SECRET_VALUES = (
 
 
 def init_sentry(settings: Settings, component: str) -> None:
+    """Errors logged at ERROR, and uncaught in Flask or Celery, become events tagged with the
+    process's component, the release and the environment (``jobs.observability.crons`` says why
+    Celery's ``monitor_beat_tasks`` stays off)."""
     if not settings.sentry_dsn:
         return
-    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.flask import FlaskIntegration
     from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
-        server_name=component,
+        release=settings.sentry_release or release(),
+        environment=settings.sentry_environment,
+        integrations=[FlaskIntegration(), CeleryIntegration(monitor_beat_tasks=False)],
         send_default_pii=False,
         max_request_body_size="never",
         event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *SENSITIVE_KEYS], recursive=True),
         before_send=scrub,
         before_breadcrumb=lambda crumb, _hint: scrub_value(crumb),
     )
+    sentry_sdk.get_global_scope().set_tag("component", component)
+
+
+def release() -> str:
+    try:
+        return f"conveyor@{version('conveyor')}"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "conveyor@unknown"
+
+
+@contextmanager
+def job_scope(settings: Settings, job_id: uuid.UUID, job_type: str, claim: Any) -> Iterator[Checkin]:
+    """Every event of a job's run carries its ids; yields the run's Crons check-in, begun."""
+    with sentry_sdk.isolation_scope() as scope:
+        ids = {"job_id": str(job_id), "job_type": job_type, "attempt": str(claim.attempts)}
+        ids |= {"correlation_id": claim.correlation_id, "causation_id": claim.causation_id}
+        scope.set_tags({name: value for name, value in ids.items() if value})
+        checkin = Checkin(settings, job_id, claim.correlation_id)
+        checkin.send("in_progress")
+        yield checkin
+
+
+def report_dead(error: BaseException, reason: str) -> None:
+    """A job that retries cannot save, reported with the error that ended it."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("dead_letter_reason", reason)
+        sentry_sdk.capture_exception(error.__cause__ or error.__context__ or error)
 
 
 def scrub(event: Any, _hint: Any) -> Any:
