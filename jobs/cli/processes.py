@@ -123,32 +123,21 @@ def relay(ctx: Context) -> None:
     type=click.Choice(["beat", "relay"]),
     help="Only whether that process's loop turned here in the last minute (a container's healthcheck).",
 )
+@click.option("--json", "as_json", is_flag=True, help="the checks as JSON, for scripts")
 @pass_context
-def doctor(ctx: Context, component: str | None) -> None:
-    """Check the settings, the database and the broker; exit 1 if anything would break."""
-    from jobs import doctor as checks
-
+def doctor(ctx: Context, component: str | None, as_json: bool) -> None:
+    """Check the deployment: settings, credentials, database, broker, consumers, queues, outbox,
+    dead letters, heartbeats, schedules and backups; each ok, warn, fail or skip, with the command
+    to run next. Exits 1 when any check fails."""
     if component:
         sys.exit(_check_alive(ctx, component))
-    from jobs.broker.config import ping
-    from jobs.migrate import pending_migrations
+    from jobs.doctor.report import as_json as report_json
+    from jobs.doctor.report import as_lines, failed
+    from jobs.doctor.run import run_checks
 
-    problems = checks.problems(ctx.settings)
-    for warning in checks.warnings(ctx.settings):
-        click.echo(f"warning: {warning}", err=True)
-    try:
-        if pending := pending_migrations(ctx.engine):
-            problems.append(f"The database is {len(pending)} migrations behind: run `conveyor migrate`.")
-    except Exception as exc:
-        problems.append(f"The database cannot be reached: {type(exc).__name__}: {exc}")
-    try:
-        ping(ctx.settings)
-    except Exception as exc:
-        problems.append(f"The broker cannot be reached: {type(exc).__name__}: {exc}")
-    for problem in problems:
-        click.echo(f"problem: {problem}", err=True)
-    click.echo("All checks passed." if not problems else f"{len(problems)} problems.", err=True)
-    sys.exit(1 if problems else 0)
+    checks = run_checks(ctx)
+    click.echo(report_json(checks) if as_json else "\n".join(as_lines(checks, click.style)))
+    sys.exit(1 if failed(checks) else 0)
 
 
 def _check_alive(ctx: Context, component: str) -> int:

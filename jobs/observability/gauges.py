@@ -61,19 +61,27 @@ def _jobs(session: Session, now: datetime) -> Iterator[Metric]:
         .group_by(Job.state, Job.type)
     )
     yield gauge("conveyor_jobs", "Jobs not yet finished, by state and type.", ["state", "type"], counted)
-    oldest = session.execute(
-        select(Job.queue, func.min(Job.queued_at))
-        .where(Job.state == JobState.QUEUED, Job.queued_at.is_not(None))
-        .group_by(Job.queue)
-    )
-    ages = [(queue, (now - at).total_seconds()) for queue, at in oldest if at]
-    ages += [(queue, 0.0) for queue in QUEUES if queue not in {q for q, _ in ages}]
+    waiting = waiting_jobs(session)
+    queues = [*QUEUES, *sorted(set(waiting) - set(QUEUES))]
+    ages = [
+        (queue, (now - waiting[queue][1]).total_seconds() if queue in waiting else 0.0) for queue in queues
+    ]
     yield gauge(
         "conveyor_queue_oldest_waiting_seconds",
         "Age of the oldest job waiting for a worker.",
         ["queue_name"],
         ages,
     )
+
+
+def waiting_jobs(session: Session) -> dict[str, tuple[int, datetime]]:
+    """Per queue with jobs waiting for a worker: how many, and since when the oldest."""
+    oldest = session.execute(
+        select(Job.queue, func.count(), func.min(Job.queued_at))
+        .where(Job.state == JobState.QUEUED, Job.queued_at.is_not(None))
+        .group_by(Job.queue)
+    )
+    return {queue: (count, at) for queue, count, at in oldest if at}
 
 
 def _outbox(session: Session, now: datetime) -> Iterator[Metric]:
