@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 from flask.testing import FlaskClient
 
 from jobs.observability.logs import JSON, TEXT, _Context, log_context
-from tests.support import Backend, auth
+from tests.support import Backend, auth, submit_and_publish
 
 ECHO = {"type": "echo", "payload": {"n": 1}}
 
@@ -55,3 +56,21 @@ def test_a_jobs_log_lines_carry_its_ids(form: str) -> None:
         assert fields["correlation_id"] == "req-42" and fields["causation_id"] is None
     else:
         assert line.endswith("page 3 read [job_id=j-1 type=ocr attempt=2 correlation_id=req-42]")
+
+
+def test_a_workers_json_log_lines_carry_the_jobs_ids(own_backend: Callable[..., Backend]) -> None:
+    backend = own_backend("embedded", CONVEYOR_LOG_FORMAT="json")
+    backend.start_worker()
+    job_id = submit_and_publish(backend, "fail", {"times": 1}, correlation_id="req-json-1", max_attempts=3)
+    backend.start_relay()  # publishes the retry
+    backend.wait_for_job(job_id, "succeeded", timeout=90)
+
+    logs = [log.read_text() for log in backend.settings.data_dir.glob("*.log")]
+    lines = [
+        json.loads(line) for text in logs for line in text.splitlines() if line.startswith("{")
+    ]  # no banner
+    retried = [line for line in lines if line.get("job_id") == job_id and line["level"] == "WARNING"]
+    assert retried, "no log line of the job's failed attempt carries its id"
+    ids = (retried[0]["type"], retried[0]["attempt"], retried[0]["correlation_id"])
+    assert ids == ("fail", 1, "req-json-1")
+    assert "failed attempt 1 of 3" in retried[0]["message"]

@@ -98,7 +98,9 @@ class JobTask(Task):
             finally:
                 families.release_parent(self.runtime.sessions, claim.parent_id)
 
-    def _run_handler(self, jid: uuid.UUID, claim: service.Claim, token: str, ctx: JobContext) -> JobState | None:
+    def _run_handler(
+        self, jid: uuid.UUID, claim: service.Claim, token: str, ctx: JobContext
+    ) -> JobState | None:
         """Run the handler and record its outcome under the claim ``token``; the job's state
         when that ended it (a dead letter is raised)."""
         started = time.monotonic()
