@@ -19,7 +19,7 @@ from tests.support import Backend, conveyor
 STRONG_FLOWER = "ops:" + "k" * 24
 
 
-def doctor(backend: Backend, **env: str) -> tuple[int, dict[str, list[dict[str, Any]]]]:
+def doctor(backend: Backend, **env: Any) -> tuple[int, dict[str, list[dict[str, Any]]]]:
     done = conveyor(backend, "doctor", "--json", **env)
     assert "Traceback" not in done.stderr, done.stderr
     by_name: dict[str, list[dict[str, Any]]] = {}
