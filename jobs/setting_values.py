@@ -52,6 +52,25 @@ def database_url(value: str) -> str:
     scheme = urlsplit(value).scheme.lower()
     if not (scheme.startswith("postgresql") or scheme.startswith("sqlite")):
         raise ValueError("must be a postgresql:// or sqlite:/// URL")
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(value)
+        url.get_dialect()
+        url.port  # noqa: B018 - a port that is not a number fails here, not at the first connection
+    except Exception as exc:
+        raise ValueError(f"is not a database URL SQLAlchemy can use: {exc}") from None
+    return value
+
+
+def sentry_dsn(value: str) -> str:
+    """Checked here: sentry-sdk would stop every process at start with a traceback."""
+    from sentry_sdk.utils import BadDsn, Dsn
+
+    try:
+        Dsn(value)
+    except BadDsn as exc:
+        raise ValueError(f"is not a Sentry DSN: {exc}") from None
     return value
 
 

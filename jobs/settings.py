@@ -6,6 +6,7 @@ Every variable is listed in README.md. Bad values fail fast with a message namin
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -130,7 +131,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flower_basic_auth": ("CONVEYOR_FLOWER_BASIC_AUTH", read.text),
     "log_level": ("CONVEYOR_LOG_LEVEL", str.upper),
     "log_format": ("CONVEYOR_LOG_FORMAT", read.log_format),
-    "sentry_dsn": ("CONVEYOR_SENTRY_DSN", read.text),
+    "sentry_dsn": ("CONVEYOR_SENTRY_DSN", read.sentry_dsn),
     "sentry_environment": ("CONVEYOR_SENTRY_ENVIRONMENT", read.text),
     "sentry_release": ("CONVEYOR_SENTRY_RELEASE", read.text),
     "storage_url": ("CONVEYOR_STORAGE_URL", read.storage_url),
@@ -175,7 +176,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[setting.name] = parse(raw)
         except ValueError as exc:
-            raise SettingsError(f"{name}={raw!r} is not valid: {exc}") from None
+            shown = re.sub(
+                r"(://[^:/@\s]+:)[^@/\s]+@", r"\1***@", raw
+            )  # a URL's password stays off the screen
+            raise SettingsError(f"{name}={shown!r} is not valid: {exc}") from None
     data_dir = Path(values.get("data_dir", Settings.data_dir)).resolve()
     values["data_dir"] = data_dir
     values.setdefault("database_url", f"sqlite:///{data_dir / 'conveyor.db'}")

@@ -159,6 +159,27 @@ def test_a_dead_jobs_error_and_a_schedules_check_ins_reach_sentry_from_a_worker(
     assert event["environment"] == "ci" and event["tags"]["component"] == "worker"
 
 
+def test_a_job_only_claiming_a_schedule_checks_in_nowhere_and_a_crashing_job_is_reported(
+    sentry_server: str, own_backend: Callable[..., Backend]
+) -> None:
+    backend = own_backend("embedded", CONVEYOR_SENTRY_DSN=sentry_server, CONVEYOR_DELIVERY_LIMIT="2")
+    backend.start_worker()
+    backend.start_relay()
+    spoofed = submit_and_publish(
+        backend, "purge-idempotency-keys", {}, correlation_id="schedule:purge-idempotency-keys"
+    )
+    crashing = submit_and_publish(backend, "crash", {})
+    backend.wait_for_job(spoofed, "succeeded", timeout=90)
+    backend.wait_for_job(crashing, "dead", timeout=90)
+
+    def reported() -> dict[str, Any] | None:
+        return next((e for e in items("event") if e["tags"].get("job_id") == crashing), None)
+
+    event = wait_until(reported, 30, "the crashing job's event")
+    assert event["tags"]["dead_letter_reason"] == "delivery_limit" and event["tags"]["job_type"] == "crash"
+    assert not items("check_in"), "a job no schedule fired checked in"
+
+
 def test_an_error_reported_to_sentry_carries_none_of_the_planted_secrets(
     sentry_server: str, tmp_path: object
 ) -> None:

@@ -20,6 +20,7 @@ from jobs.catalogue import validate_payload
 from jobs.db import is_outage
 from jobs.errors import InvalidInputError, JobNotFoundError
 from jobs.models import DeadLetter, JobState
+from jobs.observability.crons import Checkin
 from jobs.observability.logs import job_log_context
 from jobs.observability.sentry import job_scope, report_dead
 from jobs.storage import Storage, StorageError
@@ -65,8 +66,12 @@ class JobTask(Task):
     Request = "workers.dead_letters:DeadLetteringRequest"
 
     def run(self, job_id: Any, dispatch: Any) -> None:
-        jid = self._parse(job_id, dispatch)
-        claim = self._claim(jid, int(dispatch))
+        try:
+            jid = self._parse(job_id, dispatch)
+            claim = self._claim(jid, int(dispatch))
+        except DeadLettered as dead:  # a message that keeps killing its worker, or no job's
+            report_dead(dead)
+            raise
         if claim is None:
             return
         # Debug: Celery already logs each task's receipt and success, task id = job id + dispatch.
@@ -74,7 +79,7 @@ class JobTask(Task):
         token = claim.claim_token or ""
         with (
             job_log_context(jid, self.job_type, claim),
-            job_scope(self.runtime.settings, jid, self.job_type, claim) as checkin,
+            job_scope(self.runtime.settings, jid, self.job_type, claim, self.runtime.sessions) as checkin,
             self.runtime.heartbeat.hold(jid, token) as held,
         ):
             ctx = JobContext(
@@ -88,15 +93,20 @@ class JobTask(Task):
                 children=lambda: families.children(self.runtime.sessions, jid),
             )
             try:
-                ended = self._run_handler(jid, claim, token, ctx)
-            except DeadLettered as dead:
-                report_dead(dead, dead.info["reason"])
-                checkin.ended(JobState.DEAD)
-                raise
-            else:
-                checkin.ended(ended)
+                self._run_reported(jid, claim, ctx, checkin)
             finally:
                 families.release_parent(self.runtime.sessions, claim.parent_id)
+
+    def _run_reported(self, jid: uuid.UUID, claim: service.Claim, ctx: JobContext, checkin: Checkin) -> None:
+        """Run the job, and tell Sentry how it ended: a dead letter with its error, a scheduled
+        job's outcome as its check-in."""
+        try:
+            ended = self._run_handler(jid, claim, claim.claim_token or "", ctx)
+        except DeadLettered as dead:
+            report_dead(dead)
+            checkin.ended(JobState.DEAD)
+            raise
+        checkin.ended(ended)
 
     def _run_handler(
         self, jid: uuid.UUID, claim: service.Claim, token: str, ctx: JobContext

@@ -27,7 +27,9 @@ def run_checks(db: Database) -> list[Check]:
     found += guarded("database", services.database, db.engine)
     database_up = found[-1].status != FAIL
     found += guarded("broker", services.broker, settings)
-    if found[-1].status != FAIL:
+    if found[-1].status == FAIL:
+        found.append(Check("consumers", SKIP, "Needs the broker."))
+    else:
         found += guarded("consumers", services.consumers, settings)
     if not database_up:
         return found + [Check(name, SKIP, "Needs the database.") for name in READ_FROM_DATABASE]

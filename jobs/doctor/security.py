@@ -18,8 +18,9 @@ LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def settings_checks(settings: Settings) -> list[Check]:
-    found = [Check("settings", FAIL, text, "change the setting it names") for text in problems(settings)]
-    found += [Check("settings", WARN, text, "change the setting it names") for text in warnings(settings)]
+    """Each finding names the settings and what to change."""
+    found = [Check("settings", FAIL, text) for text in problems(settings)]
+    found += [Check("settings", WARN, text) for text in warnings(settings)]
     return found or [Check("settings", OK, "No setting contradicts another.")]
 
 

@@ -66,22 +66,34 @@ def release() -> str:
 
 
 @contextmanager
-def job_scope(settings: Settings, job_id: uuid.UUID, job_type: str, claim: Any) -> Iterator[Checkin]:
+def job_scope(
+    settings: Settings, job_id: uuid.UUID, job_type: str, claim: Any, sessions: Any
+) -> Iterator[Checkin]:
     """Every event of a job's run carries its ids; yields the run's Crons check-in, begun."""
     with sentry_sdk.isolation_scope() as scope:
         ids = {"job_id": str(job_id), "job_type": job_type, "attempt": str(claim.attempts)}
         ids |= {"correlation_id": claim.correlation_id, "causation_id": claim.causation_id}
         scope.set_tags({name: value for name, value in ids.items() if value})
-        checkin = Checkin(settings, job_id, claim.correlation_id)
+        checkin = Checkin(settings, job_id, job_type, claim, sessions)
         checkin.send("in_progress")
         yield checkin
 
 
-def report_dead(error: BaseException, reason: str) -> None:
-    """A job that retries cannot save, reported with the error that ended it."""
+def report_dead(dead: Any) -> None:
+    """A dead-lettered job (``dead``: workers' DeadLettered), reported with the error that ended
+    it, even when that error was already sent as a log line of its last attempt."""
+    from sentry_sdk.integrations.dedupe import DedupeIntegration
+
+    info = dead.info
     with sentry_sdk.new_scope() as scope:
-        scope.set_tag("dead_letter_reason", reason)
-        sentry_sdk.capture_exception(error.__cause__ or error.__context__ or error)
+        tags = {
+            "dead_letter_reason": info.get("reason"),
+            "job_id": info.get("job-id"),
+            "job_type": info.get("job-type"),
+        }
+        scope.set_tags({name: value for name, value in tags.items() if value})
+        DedupeIntegration.reset_last_seen()
+        sentry_sdk.capture_exception(dead.__cause__ or dead.__context__ or dead)
 
 
 def scrub(event: Any, _hint: Any) -> Any:
