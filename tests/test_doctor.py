@@ -102,6 +102,23 @@ def test_with_the_database_down_the_doctor_says_so_and_skips_what_needs_it(embed
     assert all(found[name][0]["status"] == "skip" for name in ("queues", "outbox", "heartbeats", "backups"))
 
 
+def test_an_idle_broker_with_no_worker_warns_and_unset_flower_login_is_skipped(
+    own_backend: Callable[..., Backend],
+) -> None:
+    _, found = doctor(own_backend("redis"))
+
+    assert found["consumers"][0]["status"] == "warn" and "no job waits" in found["consumers"][0]["message"]
+    assert found["flower-auth"][0]["status"] == "skip"  # compose gives the login to Flower alone
+    assert found["db-connections"][0]["status"] == "ok" and " of " in found["db-connections"][0]["message"]
+
+
+def test_a_malformed_database_url_is_a_settings_error_that_hides_its_password(embedded: Backend) -> None:
+    done = conveyor(embedded, "doctor", CONVEYOR_DATABASE_URL="postgresql://u:hunter2@db:notaport/x")
+
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "CONVEYOR_DATABASE_URL" in done.stderr and "hunter2" not in done.stderr
+
+
 @pytest.mark.parametrize("backend", ["redis", "rabbitmq"], indirect=True)
 def test_a_running_worker_and_relay_are_seen(backend: Backend) -> None:
     _, found = doctor(backend)

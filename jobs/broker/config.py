@@ -53,9 +53,15 @@ def connection(settings: Settings) -> Connection:
     )
 
 
-def ping(settings: Settings) -> None:
-    with connection(settings) as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+def ping(settings: Settings, timeout_s: float = 2.0) -> None:
+    """Raises unless the broker answers within ``timeout_s``: kombu's Redis transport sets no
+    socket timeout of its own, so a server that accepts and never answers would hang it."""
+    options = transport_options(settings)
+    if is_redis(settings.broker_url):
+        options |= {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    url, kind = settings.broker_url, transport(settings)
+    with Connection(url, transport=kind, transport_options=options, connect_timeout=timeout_s) as conn:
+        conn.ensure_connection(max_retries=1, timeout=timeout_s)
 
 
 def celery_config(settings: Settings, *, confirm_publish: bool = True) -> dict[str, Any]:

@@ -135,7 +135,7 @@ def doctor(ctx: Context, component: str | None, as_json: bool) -> None:
     from jobs.doctor.report import as_lines, failed
     from jobs.doctor.run import run_checks
 
-    checks = run_checks(ctx)
+    checks = run_checks(ctx.settings)
     click.echo(report_json(checks) if as_json else "\n".join(as_lines(checks, click.style)))
     sys.exit(1 if failed(checks) else 0)
 

@@ -17,12 +17,11 @@ from jobs.settings import Settings
 
 QUEUE_WAIT_WARN, QUEUE_WAIT_FAIL = timedelta(minutes=5), timedelta(minutes=15)  # the alert's 15 min
 OUTBOX_STALE = timedelta(seconds=60)
-BACKUP_STALE = timedelta(hours=26)
 
 
 def queues(session: Session, settings: Settings, now: datetime) -> list[Check]:
     found = []
-    for queue, (count, since) in sorted(waiting_jobs(session).items()):
+    for queue, (count, since) in sorted(waiting_jobs(session, now).items()):
         wait = now - since
         status = FAIL if wait > QUEUE_WAIT_FAIL else WARN if wait > QUEUE_WAIT_WARN else OK
         if status == OK:
@@ -108,14 +107,15 @@ def schedules(session: Session, settings: Settings, now: datetime) -> list[Check
 def backups(session: Session, settings: Settings, now: datetime) -> list[Check]:
     from jobs.scheduler.entries import schedules as resolved
 
-    off = resolved(settings)["backup"].off
-    if off:
-        return [Check("backups", SKIP, f"The backup schedule does not run here: {off}.")]
+    schedule = resolved(settings)["backup"]
+    if schedule.off or schedule.cadence is None:
+        return [Check("backups", SKIP, f"The backup schedule does not run here: {schedule.off}.")]
+    stale = schedule.cadence.period(now) + schedule.grace  # 26 h for the daily default
     newest = session.scalar(select(func.max(Backup.verified_at)).where(Backup.verified))
     run = "conveyor schedules run backup"
     if newest is None:
         return [Check("backups", WARN, "No verified backup yet.", run)]
-    if now - newest > BACKUP_STALE:
+    if now - newest > stale:
         return [Check("backups", FAIL, f"The newest verified backup is {_minutes(now - newest)} old.", run)]
     return [
         Check("backups", OK, f"The newest verified backup is {_minutes(now - newest)} old."),

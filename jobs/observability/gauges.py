@@ -61,7 +61,7 @@ def _jobs(session: Session, now: datetime) -> Iterator[Metric]:
         .group_by(Job.state, Job.type)
     )
     yield gauge("conveyor_jobs", "Jobs not yet finished, by state and type.", ["state", "type"], counted)
-    waiting = waiting_jobs(session)
+    waiting = waiting_jobs(session, now)
     queues = [*QUEUES, *sorted(set(waiting) - set(QUEUES))]
     ages = [
         (queue, (now - waiting[queue][1]).total_seconds() if queue in waiting else 0.0) for queue in queues
@@ -74,11 +74,12 @@ def _jobs(session: Session, now: datetime) -> Iterator[Metric]:
     )
 
 
-def waiting_jobs(session: Session) -> dict[str, tuple[int, datetime]]:
-    """Per queue with jobs waiting for a worker: how many, and since when the oldest."""
+def waiting_jobs(session: Session, now: datetime) -> dict[str, tuple[int, datetime]]:
+    """Per queue with jobs waiting for a worker: how many, and since when the oldest (a job to
+    run later waits from its ``run_at``, its ``queued_at``)."""
     oldest = session.execute(
         select(Job.queue, func.count(), func.min(Job.queued_at))
-        .where(Job.state == JobState.QUEUED, Job.queued_at.is_not(None))
+        .where(Job.state == JobState.QUEUED, Job.queued_at <= now)
         .group_by(Job.queue)
     )
     return {queue: (count, at) for queue, count, at in oldest if at}
