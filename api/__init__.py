@@ -7,6 +7,7 @@ from flask_smorest import Api
 
 from api import (
     backups,
+    batches,
     correlation,
     dead_letters,
     errors,
@@ -43,10 +44,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     correlation.register(app)
     errors.register(app)
-    resources = (jobs, files, dead_letters, schedules, backups, import_profiles, job_types, tokens, health)
+    resources = (
+        jobs,
+        batches,
+        files,
+        dead_letters,
+        schedules,
+        backups,
+        import_profiles,
+        job_types,
+        tokens,
+        health,
+    )
     for blueprint in (resource.blp for resource in resources):
         api.register_blueprint(blueprint)
-    job_types.describe_submission(api.spec)
+    job_types.describe_submission(api.spec, settings.max_batch)
     metrics.register(app, settings)
     limits.register(app, settings)
     app.add_url_rule("/docs", "docs", health.docs_page)

@@ -17,15 +17,34 @@ blp = Blueprint("job-types", __name__, url_prefix="/v1/job-types", description="
 CATALOGUE = [describe(jt) for jt in JOB_TYPES.values()]
 
 
-def describe_submission(spec: APISpec) -> None:
-    """Document ``POST /v1/jobs`` as the server checks it: one alternative per job type, each
-    with that type's payload schema, so a client (or a fuzzer) knows which payload fits which
-    type. The marshmallow ``JobCreate`` still validates; this only makes the document exact."""
-    base = spec.components.schemas["JobCreate"]
-    common = {name: value for name, value in base["properties"].items() if name not in ("type", "payload")}
-    spec.components.schemas["JobCreate"] = {
-        "anyOf": [_submission_of(jt, common) for jt in JOB_TYPES.values() if not jt.internal],
+def describe_submission(spec: APISpec, max_batch: int) -> None:
+    """Document ``POST /v1/jobs`` and a batch's items as the server checks them: one
+    alternative per job type, each with that type's payload schema, so a client (or a fuzzer)
+    knows which payload fits which type. The marshmallow schemas still validate; this only
+    makes the document exact."""
+    schemas = spec.components.schemas
+    common = {
+        name: value
+        for name, value in schemas["JobCreate"]["properties"].items()
+        if name not in ("type", "payload")
     }
+    alternatives = [_submission_of(jt, common) for jt in JOB_TYPES.values() if not jt.internal]
+    schemas["JobCreate"] = {"anyOf": alternatives}
+    keyed = [
+        {**one, "properties": {**one["properties"], "idempotency_key": ITEM_KEY}} for one in alternatives
+    ]
+    schemas["JobBatchItem"] = {"anyOf": keyed}
+    jobs = schemas["BatchCreate"]["properties"]["jobs"]
+    jobs.update(items={"$ref": "#/components/schemas/JobBatchItem"}, maxItems=max_batch)
+
+
+ITEM_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+    "description": "this job's Idempotency-Key, as on POST /v1/jobs",
+}
 
 
 def _submission_of(job_type: JobType, common: dict[str, Any]) -> dict[str, Any]:

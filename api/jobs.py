@@ -16,11 +16,12 @@ from api.idempotent import Outcome, run_once
 from api.limits import limited
 from api.pagination import cursor_of, page
 from api.runtime import runtime
-from api.schemas import JobCreate, JobOut, JobPage, JobQuery
+from api.schemas import JobOut, JobPage, JobQuery
 from api.strict_json import Blueprint
 from jobs import dead_letters, service
 from jobs.catalogue import JOB_TYPES
 from jobs.models import Job
+from jobs.service.schema import JobCreate
 
 JOB_OUT = JobOut()
 

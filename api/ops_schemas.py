@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from api.fields import Text
 from api.schemas import PageQuery
+from jobs.fields import Text
 
 
 class ScheduleRunOut(Schema):

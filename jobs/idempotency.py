@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, func, select, text, update
+from sqlalchemy import CursorResult, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from jobs.db import insert_unless_present
@@ -71,6 +72,33 @@ def begin(
     if existing.response_status is None:
         raise KeyInFlightError(f"A request with idempotency key {key!r} is still in flight.")
     return StoredResponse(existing.response_status, existing.response_body, existing.response_location)
+
+
+def stored_many(session: Session, token_id: uuid.UUID, keys: Collection[str]) -> dict[str, IdempotencyKey]:
+    """The live rows of ``keys``, once expired and abandoned ones are gone (as ``begin`` does)."""
+    now = utcnow()
+    mine = (IdempotencyKey.token_id == token_id) & IdempotencyKey.key.in_(list(keys))
+    abandoned = IdempotencyKey.response_status.is_(None) & (IdempotencyKey.created_at < now - ABANDONED_AFTER)
+    session.execute(delete(IdempotencyKey).where(mine, (IdempotencyKey.expires_at < now) | abandoned))
+    return {row.key: row for row in session.scalars(select(IdempotencyKey).where(mine))}
+
+
+def record_many(
+    session: Session, token_id: uuid.UUID, records: list[tuple[str, str, StoredResponse]], ttl: timedelta
+) -> None:
+    """Store each (key, request hash, response) as a completed request's, all in one statement.
+    A key another request stored meanwhile fails it (IntegrityError)."""
+    now = utcnow()
+    rows = [
+        {
+            "token_id": token_id, "key": key, "request_hash": fingerprint,
+            "response_status": response.status, "response_body": response.body,
+            "response_location": response.location, "created_at": now, "expires_at": now + ttl,
+        }
+        for key, fingerprint, response in records
+    ]  # fmt: skip
+    if rows:
+        session.execute(insert(IdempotencyKey), rows)
 
 
 def complete(session: Session, token_id: uuid.UUID, key: str, response: StoredResponse) -> None:

@@ -27,6 +27,7 @@ class Settings:
     retry_backoff_max_ms: int = 300_000
     idempotency_ttl_hours: float = 24.0
     max_body_bytes: int = 1_048_576
+    max_batch: int = 1000
     relay_interval_ms: int = 200
     visibility_timeout_s: int = 60
     lease_s: int = 30
@@ -111,6 +112,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "retry_backoff_max_ms": ("CONVEYOR_RETRY_BACKOFF_MAX_MS", read.positive_int),
     "idempotency_ttl_hours": ("CONVEYOR_IDEMPOTENCY_TTL_HOURS", read.positive_float),
     "max_body_bytes": ("CONVEYOR_MAX_BODY_BYTES", read.positive_int),
+    "max_batch": ("CONVEYOR_MAX_BATCH", read.positive_int),
     "relay_interval_ms": ("CONVEYOR_RELAY_INTERVAL_MS", read.positive_int),
     "visibility_timeout_s": ("CONVEYOR_VISIBILITY_TIMEOUT_S", read.positive_int),
     "lease_s": ("CONVEYOR_LEASE_S", read.positive_int),

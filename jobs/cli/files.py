@@ -8,15 +8,15 @@ import mimetypes
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 
 from jobs import files
-from jobs.cli.support import Context, parse_uuid, pass_context, to_json
+from jobs.cli.support import Context, byte_bar, opened, parse_uuid, pass_context, to_json
 from jobs.storage import Watched
 
 CHUNK = 1024 * 1024
@@ -37,7 +37,7 @@ def upload(ctx: Context, path: str, name: str | None, content_type: str | None, 
     """Upload PATH, or standard input for -; prints the file's id."""
     name = name or ("stdin" if path == "-" else Path(path).name)
     content_type = content_type or mimetypes.guess_type(name)[0]
-    with _opened(path) as (stream, size), _bar(size, f"uploading {name}") as advance:
+    with opened(path) as (stream, size), byte_bar(size, f"uploading {name}") as advance:
         tracked = Watched(stream, advance)
         with ctx.sessions.begin() as session:
             with files.upload(ctx.settings, tracked, name=name, content_type=content_type) as row:
@@ -61,7 +61,7 @@ def download(ctx: Context, file_id: str, output: str | None, force: bool) -> Non
         raise click.ClickException(f"{target} exists; pass --force to replace it, or -o another path.")
     with (
         closing(files.open_content(ctx.settings, row)) as stream,
-        _bar(row.size, f"downloading {row.name}") as advance,
+        byte_bar(row.size, f"downloading {row.name}") as advance,
     ):
         try:
             _copy_out(stream, target, advance, row.sha256)
@@ -95,30 +95,6 @@ def remove(ctx: Context, file_id: str) -> None:
     with ctx.sessions.begin() as session:
         files.delete(session, ctx.settings, parse_uuid(file_id, "file"))
     click.echo(f"Deleted file {file_id}.", err=True)
-
-
-@contextmanager
-def _opened(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
-    if path == "-":
-        yield sys.stdin.buffer, None
-        return
-    with open(path, "rb") as file:
-        yield file, os.fstat(file.fileno()).st_size
-
-
-@contextmanager
-def _bar(total: int | None, description: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on standard error when it is a terminal; otherwise nothing is drawn."""
-    if not sys.stderr.isatty():
-        yield lambda _: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    columns = ("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda done: progress.advance(task, done)
 
 
 def _copy_out(stream: Any, target: str, advance: Callable[[int], None], sha256: str) -> None:

@@ -12,7 +12,22 @@ from jobs.models import JobState
 
 
 @click.command()
-@click.argument("job_type")
+@click.argument("job_type", required=False)
+@click.option("--from-file", "path", help="a JSON Lines file of jobs (`-`: standard input); see below")
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="--from-file: jobs a transaction",
+)
+@click.option(
+    "--from-line", default=1, show_default=True, type=click.IntRange(1), help="--from-file: first line read"
+)
+@click.option("--skip-invalid", is_flag=True, help="--from-file: report and skip lines that are not jobs")
+@click.option(
+    "--as", "as_token", metavar="TOKEN_NAME", help="--from-file: whose idempotency keys the lines' are"
+)
 @click.option("--payload", default="{}", show_default=True, help="the payload as JSON")
 @click.option("--queue", help="override the type's queue")
 @click.option("--max-attempts", type=click.IntRange(1, 100))
@@ -21,14 +36,30 @@ from jobs.models import JobState
 @pass_context
 def submit(
     ctx: Context,
-    job_type: str,
+    job_type: str | None,
+    path: str | None,
+    batch_size: int,
+    from_line: int,
+    skip_invalid: bool,
+    as_token: str | None,
     payload: str,
     queue: str | None,
     max_attempts: int | None,
     wait: bool,
     timeout: float,
 ) -> None:
-    """Submit a job of JOB_TYPE; prints its id (with --wait, the finished job as JSON)."""
+    """Submit a job of JOB_TYPE; prints its id (with --wait, the finished job as JSON).
+
+    With --from-file, each line is a job as POST /v1/jobs takes it (with an optional
+    idempotency_key): submitted in batches, each all or nothing, with a progress bar."""
+    if (job_type is None) == (path is None):
+        raise click.UsageError("Give a JOB_TYPE or --from-file, not both.")
+    if path is not None:
+        from jobs.cli.submit_file import submit_file
+
+        submit_file(ctx, path, batch_size, from_line, skip_invalid, as_token)
+        return
+    assert job_type is not None
     data = parse_json(payload, "--payload")
     submission = service.Submission(type=job_type, payload=data, queue=queue, max_attempts=max_attempts)
     with ctx.sessions.begin() as session:

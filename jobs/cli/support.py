@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import sys
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
 import click
 
@@ -61,3 +64,27 @@ def actor() -> str:
         return f"cli:{pwd.getpwuid(uid).pw_name}"
     except KeyError:
         return f"cli:uid-{uid}"
+
+
+@contextmanager
+def opened(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
+    if path == "-":
+        yield sys.stdin.buffer, None
+        return
+    with open(path, "rb") as file:
+        yield file, os.fstat(file.fileno()).st_size
+
+
+@contextmanager
+def byte_bar(total: int | None, description: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on standard error when it is a terminal; otherwise nothing is drawn."""
+    if not sys.stderr.isatty():
+        yield lambda _: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    columns = ("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.advance(task, done)

@@ -33,7 +33,7 @@ from jobs.service.queries import (
     unclaimed_jobs,
     unfinished_job,
 )
-from jobs.service.submission import Submission, submit
+from jobs.service.submission import Submission, job_row, submit, submit_rows
 from jobs.service.transitions import (
     CLAIMABLE,
     RETRYABLE_BY_HAND,
@@ -62,6 +62,7 @@ __all__ = [
     "holds_live_lease",
     "is_cancel_requested",
     "is_unpublished",
+    "job_row",
     "lapse_grace",
     "list_jobs",
     "lost_jobs",
@@ -81,6 +82,7 @@ __all__ = [
     "send_again",
     "settle_claim",
     "submit",
+    "submit_rows",
     "unclaimed_jobs",
     "unfinished_job",
     "update_parent_progress",

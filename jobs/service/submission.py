@@ -56,12 +56,35 @@ def submit(db: Session | Connection, settings: Settings, submission: Submission)
     Core inserts rather than the ORM's unit of work, which cost more than all the rest of a
     submission; the job returned is not attached to the session.
     """
+    values = job_row(settings, submission, utcnow())
+    parameters = {f"p_{name}": value for name, value in values.items()}
+    if is_postgresql(db):
+        db.execute(_INSERT_JOB_AND_OUTBOX, parameters)
+    else:
+        db.execute(_INSERT_JOB, parameters)
+        db.execute(_INSERT_OUTBOX, parameters)
+    return Job(**values)
+
+
+def submit_rows(db: Session | Connection, rows: list[dict[str, Any]]) -> None:
+    """Record many queued jobs (``job_row``'s) and their outbox messages: one multi-row
+    statement per table, however many jobs."""
+    if rows:
+        db.execute(insert(JOBS), rows)
+        outbox = [
+            {"job_id": row["id"], "dispatch": row["dispatch"], "available_at": row["queued_at"]}
+            for row in rows
+        ]
+        db.execute(insert(OUTBOX), outbox)
+
+
+def job_row(settings: Settings, submission: Submission, now: datetime) -> dict[str, Any]:
+    """The new job's row, its payload loaded by its type's schema; raises InvalidJobError."""
     payload = validate_payload(submission.type, submission.payload, settings)
     _check_submitter(submission)
     queue = submission.queue or JOB_TYPES[submission.type].queue
     if queue not in QUEUES:
         raise InvalidJobError({"queue": [f"Unknown queue {queue!r}; one of {', '.join(QUEUES)}."]})
-    now = utcnow()
     values: dict[str, Any] = dict.fromkeys(_JOB_VALUES)
     values.update(
         id=uuid.uuid4(),
@@ -83,13 +106,7 @@ def submit(db: Session | Connection, settings: Settings, submission: Submission)
         created_at=now,
         queued_at=submission.run_at or now,
     )
-    parameters = {f"p_{name}": value for name, value in values.items()}
-    if is_postgresql(db):
-        db.execute(_INSERT_JOB_AND_OUTBOX, parameters)
-    else:
-        db.execute(_INSERT_JOB, parameters)
-        db.execute(_INSERT_OUTBOX, parameters)
-    return Job(**values)
+    return values
 
 
 def _check_submitter(submission: Submission) -> None:
