@@ -30,6 +30,8 @@ class Submissions:
     accepted: int
     failed: int
     sample_errors: list[str] = field(default_factory=list)
+    request_ms: list[float] = field(default_factory=list)
+    """Each request's time from send to answer, as its client saw it."""
 
     @property
     def per_second(self) -> float:
@@ -37,14 +39,15 @@ class Submissions:
 
 
 def submit_echo_jobs(
-    base_url: str, token: str, count: int, processes: int, threads: int, correlation_id: str
+    base_url: str, token: str, count: int, processes: int, threads: int, correlation_id: str, batch: int = 1
 ) -> Submissions:
-    """POST ``count`` echo jobs; ``started`` is taken when every client is ready to send."""
+    """POST ``count`` echo jobs, one a request or ``batch`` a ``POST /v1/jobs/batch``;
+    ``started`` is taken when every client is ready to send."""
     ctx = multiprocessing.get_context("fork")
     ready = ctx.Barrier(processes + 1, timeout=60)
     results: Any = ctx.Queue()
     shares = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
-    args = (base_url, token, threads, correlation_id, ready, results)
+    args = (base_url, token, threads, correlation_id, batch, ready, results)
     children = [ctx.Process(target=_client_process, args=(share, *args), daemon=True) for share in shares]
     for child in children:
         child.start()
@@ -64,6 +67,7 @@ def submit_echo_jobs(
         accepted=sum(o["accepted"] for o in outcomes),
         failed=sum(o["failed"] for o in outcomes),
         sample_errors=[e for o in outcomes for e in o["errors"]][:5],
+        request_ms=[ms for o in outcomes for ms in o["request_ms"]],
     )
 
 
@@ -73,29 +77,34 @@ def _client_process(
     token: str,
     threads: int,
     correlation_id: str,
+    batch: int,
     ready: Any,
     results: Any,
 ) -> None:
-    numbers = itertools.count()
-    outcome: dict[str, Any] = {"accepted": 0, "failed": 0, "errors": [], "finished": 0.0}
+    numbers = itertools.count(step=batch)
+    outcome: dict[str, Any] = {"accepted": 0, "failed": 0, "errors": [], "finished": 0.0, "request_ms": []}
     lock = threading.Lock()
-
     address = urlsplit(base_url)
+    path = "/v1/jobs" if batch == 1 else "/v1/jobs/batch"
     head = (
-        f"POST /v1/jobs HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {token}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {token}\r\n"
         "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     )
 
     def send() -> None:
         connection = KeepAlive(address.hostname or "127.0.0.1", address.port or 80)
-        while (n := next(numbers)) < share:
-            body = json.dumps(
+        while (first := next(numbers)) < share:
+            jobs = [
                 {"type": "echo", "payload": {"n": n}, "correlation_id": correlation_id}
-            ).encode()
+                for n in range(first, min(first + batch, share))
+            ]
+            body = json.dumps(jobs[0] if batch == 1 else {"jobs": jobs}).encode()
+            sent = time.perf_counter()
             error = connection.post(head.format(length=len(body)).encode() + body)
             with lock:
+                outcome["request_ms"].append((time.perf_counter() - sent) * 1000)
                 outcome["finished"] = time.time()
-                outcome["failed" if error else "accepted"] += 1
+                outcome["failed" if error else "accepted"] += len(jobs)
                 if error and len(outcome["errors"]) < 5:
                     outcome["errors"].append(error)
 

@@ -1,8 +1,9 @@
-"""The baseline: a plain Celery app with one no-op task, on the broker Conveyor uses.
+"""The baselines: plain Celery apps with one no-op task, on the broker Conveyor uses.
 
-It shares only the broker-side setup with Conveyor (queue arguments, transport options, JSON,
-late acks, prefetch), so the ratio Conveyor/raw measures what Conveyor adds on top of Celery.
-``celery -A bench.raw_app worker`` finds the module-level ``app``; the settings come from the
+``app`` shares only the broker-side setup with Conveyor (queue arguments, transport options,
+JSON, late acks, prefetch), so the ratio Conveyor/raw measures what Conveyor adds on top of
+Celery. ``defaults`` is Celery as a user installs it: early acks, no publisher confirms, a
+classic queue, default prefetch. ``celery -A bench.raw_app[:defaults] worker`` finds them; the settings come from the
 same ``CONVEYOR_*`` variables, and ``BENCH_TIMINGS_DIR`` names the folder the task records in.
 
 Timings go to files, not Redis: tests flush their Redis databases, and a flush in the middle of a
@@ -24,6 +25,7 @@ from jobs.broker.queues import work_queues
 from jobs.settings import Settings, load_settings
 
 RAW_QUEUE = "bench.raw"
+DEFAULTS_QUEUE = "bench.raw-defaults"
 NOOP_TASK = "bench.noop"
 TIMINGS_DIR = Path(os.environ.get("BENCH_TIMINGS_DIR", "var/bench"))
 
@@ -76,4 +78,18 @@ def make_raw_app(settings: Settings) -> Celery:
     return app
 
 
+def make_defaults_app(settings: Settings) -> Celery:
+    """Only what a no-op task with a JSON body needs; everything else left as Celery ships it."""
+    app = Celery("bench-defaults", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.broker_url,
+        task_ignore_result=True,
+        task_default_queue=DEFAULTS_QUEUE,
+        worker_hijack_root_logger=False,
+    )
+    app.task(name=NOOP_TASK)(noop)
+    return app
+
+
 app = make_raw_app(load_settings())
+defaults = make_defaults_app(load_settings())

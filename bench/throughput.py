@@ -1,10 +1,12 @@
 """Throughput of Conveyor against plain Celery on RabbitMQ and Redis; see bench/README.md.
 
-For each broker, against a fresh PostgreSQL database: (a) a plain Celery app publishes no-op tasks
-that a plain ``celery worker`` drains; (b) HTTP clients submit ``echo`` jobs to the API, which the
-Conveyor worker runs; (c) the same worker drains jobs written and published in-process, which
-separates the worker's cost from the API's. It prints submissions/s, end-to-end jobs/s and
-latencies, where the CPU went, and whether the issue's targets were met. It always exits 0.
+For each broker, against a fresh PostgreSQL database: (a) plain Celery apps publish no-op tasks
+that a plain ``celery worker`` drains, like for like with Conveyor's broker setup and with
+Celery's defaults; (b) HTTP clients submit ``echo`` jobs to the API, one a request and 100 a
+``POST /v1/jobs/batch``, which the Conveyor worker runs; (c) the same worker drains jobs written
+and published in-process, which separates the worker's cost from the API's. Each row runs
+``--runs`` times; it prints medians, ratios to both baselines, where the CPU went, and whether
+the issue's targets were met. It always exits 0.
 """
 
 from __future__ import annotations
@@ -12,39 +14,18 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script (`python bench/throughput.py`), so the repository root is not importable yet.
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, select  # noqa: E402
-
-from bench.clients import Submissions, submit_echo_jobs  # noqa: E402
-from bench.cpu import CpuMeter, format_usage  # noqa: E402
-from bench.harness import (  # noqa: E402
-    BenchError,
-    api_answers,
-    bench_backend,
-    free_port,
-    load_average,
-    poll,
-    profiling,
-)
-from bench.raw_app import NOOP_TASK, RAW_QUEUE, make_raw_app, raw_queue, read_timings  # noqa: E402
-from bench.report import BrokerResults, Result, percentile, print_table, print_verdict  # noqa: E402
-from jobs import service  # noqa: E402
-from jobs.models import FINISHED_STATES, Job, JobState  # noqa: E402
-from tests.support import Backend, stop_process  # noqa: E402
+from bench.harness import bench_backend, load_average  # noqa: E402
+from bench.report import API, BULK, DEFAULTS, DIRECT, RAW, BrokerResults, print_table, print_verdict  # noqa: E402
+from bench.throughput_phases import conveyor_processes, run_api, run_direct, run_raw  # noqa: E402
 
 BROKER_URLS = {"rabbitmq": "amqp://guest:guest@127.0.0.1:5672//", "redis": "redis://127.0.0.1:6379/13"}
-WARM_UP_JOBS = 16
-WARM_UP = "bench-warm-up"
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--client-procs", type=int, default=4, help="HTTP client processes")
     parser.add_argument("--client-threads", type=int, default=4, help="threads per client process")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for a phase to drain")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each row; the table shows medians")
+    parser.add_argument("--batch", type=int, default=100, help="jobs a POST /v1/jobs/batch in the bulk row")
     parser.add_argument("--rabbitmq-url", default=BROKER_URLS["rabbitmq"], help="a dedicated vhost is safer")
     parser.add_argument("--redis-url", default=BROKER_URLS["redis"], help="a database only the bench uses")
     parser.add_argument(
@@ -75,8 +58,12 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally blocks clean up
-    print(f"{args.jobs} jobs per broker; worker -c {args.concurrency}; {args.api_workers} API workers;")
-    print(f"clients: {args.client_procs} processes x {args.client_threads} threads; {os.cpu_count()} CPUs.")
+    print(
+        f"{args.jobs} jobs per row and run, {args.runs} runs; worker -c {args.concurrency}; {args.api_workers} API workers;"
+    )
+    print(
+        f"clients: {args.client_procs} processes x {args.client_threads} threads (bulk: 2 x 2, {args.batch} a request); {os.cpu_count()} CPUs."
+    )
     results: dict[str, BrokerResults] = {}
     for broker in args.brokers:
         results[broker] = run_broker(broker, args)
@@ -86,13 +73,22 @@ def main() -> int:
 
 
 def run_broker(broker: str, args: argparse.Namespace) -> BrokerResults:
+    """Every run of the raw baselines first, then of Conveyor's rows: the two never share the
+    machine, and run i of a row is paired with run i of its baseline."""
     results = BrokerResults()
     try:
         with bench_backend(broker, args.broker_urls[broker]) as backend:
-            phase(broker, "raw Celery baseline")
-            results.raw = run_raw(backend, args)
-            phase(broker, "Conveyor through the API")
-            run_conveyor(backend, args, results)
+            for run in range(1, args.runs + 1):
+                for row, defaults in ((RAW, False), (DEFAULTS, True)):
+                    phase(broker, f"{row}, run {run}")
+                    results.runs[row].append(run_raw(backend, args, defaults=defaults))
+            with conveyor_processes(backend, args) as conveyor:
+                for run in range(1, args.runs + 1):
+                    for row, batch in ((API, 1), (BULK, args.batch)):
+                        phase(broker, f"{row}, run {run}")
+                        results.runs[row].append(run_api(backend, args, conveyor, batch, row.split(", ")[-1]))
+                    phase(broker, f"{DIRECT}, run {run}")
+                    results.runs[DIRECT].append(run_direct(backend, args, conveyor))
     except Exception as exc:  # e.g. the broker restarted under us: keep what was measured, go on
         print(f"[{broker}] could not finish: {type(exc).__name__}: {exc}", flush=True)
     return results
@@ -100,139 +96,6 @@ def run_broker(broker: str, args: argparse.Namespace) -> BrokerResults:
 
 def phase(broker: str, name: str) -> None:
     print(f"\n[{broker}] {name} (load average {load_average()})", flush=True)
-
-
-def warm_up_raw(noop: Any, folder: Path, worker: subprocess.Popen[bytes]) -> None:
-    """A first batch, so the measured run starts with every pool process up and connected."""
-    warm_key = f"warm-{uuid.uuid4().hex}"
-    for _ in range(WARM_UP_JOBS):
-        noop.apply_async(args=[time.time(), warm_key])
-    poll(
-        lambda: len(read_timings(folder, warm_key)), WARM_UP_JOBS, 60, worker, "the raw worker", required=True
-    )
-
-
-def run_raw(backend: Backend, args: argparse.Namespace) -> Result:
-    app = make_raw_app(backend.settings)
-    with app.connection_for_write() as connection:
-        raw_queue(backend.settings)(connection.default_channel).declare()
-    worker = backend.spawn(
-        "-m", "celery", "-A", "bench.raw_app", "worker", "-l", "INFO", "-P", "prefork",
-        "-c", str(args.concurrency), "-Q", RAW_QUEUE, "-n", f"raw-{uuid.uuid4().hex[:6]}@%h",
-        "--without-mingle", "--without-gossip",
-    )  # fmt: skip
-    folder = backend.settings.data_dir
-    noop = app.tasks[NOOP_TASK]
-    try:
-        warm_up_raw(noop, folder, worker)
-        run_key = f"raw-{uuid.uuid4().hex}"
-        with CpuMeter({worker.pid: "raw Celery worker"}) as cpu:
-            started = time.time()
-            for _ in range(args.jobs):
-                noop.apply_async(args=[time.time(), run_key])
-            published = time.time()
-            done = poll(
-                lambda: len(read_timings(folder, run_key)), args.jobs, args.timeout, worker, "raw tasks"
-            )
-        print(format_usage(cpu.seconds_by_label(), time.time() - started, args.jobs))
-        records = read_timings(folder, run_key)
-    finally:
-        stop_process(worker)
-        app.close()
-    latencies = [finish - publish for publish, finish in records]
-    return Result(
-        submissions_per_s=args.jobs / (published - started),
-        jobs_per_s=done / (max(finish for _, finish in records) - started) if records else 0.0,
-        p50_ms=percentile(latencies, 0.50) * 1000,
-        p99_ms=percentile(latencies, 0.99) * 1000,
-        completed=done,
-        expected=args.jobs,
-    )
-
-
-def run_conveyor(backend: Backend, args: argparse.Namespace, results: BrokerResults) -> None:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    api = backend.spawn("-m", "jobs.cli", "api", "--workers", str(args.api_workers), "--port", str(port))
-    worker = backend.spawn(
-        "-m", "jobs.cli", "worker", "-c", str(args.concurrency), "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
-        "--without-mingle", "--without-gossip",
-    )  # fmt: skip
-    relay = backend.spawn("-m", "jobs.cli", "relay")
-    labels = {api.pid: "API (gunicorn)", worker.pid: "Conveyor worker", relay.pid: "relay"}
-    poll(lambda: api_answers(base_url), 1, 60, api, "the API to answer", required=True)
-    token = backend.token("jobs:write", "jobs:read")
-    warm_up = submit_echo_jobs(base_url, token, WARM_UP_JOBS, 1, 4, WARM_UP)
-    if warm_up.failed:
-        raise BenchError(f"the API refused warm-up jobs: {warm_up.sample_errors}")
-    poll(lambda: finished_jobs(backend, WARM_UP), WARM_UP_JOBS, 60, worker, "warm-up jobs", required=True)
-    run_id = f"bench-{uuid.uuid4().hex}"
-    with (
-        CpuMeter(labels) as cpu,
-        profiling(args.profile, f"{backend.name}-api", api.pid) as stop_api_profile,
-        profiling(args.profile, f"{backend.name}-worker", worker.pid),
-        profiling(args.profile, f"{backend.name}-relay", relay.pid),
-    ):
-        submissions = submit_echo_jobs(
-            base_url, token, args.jobs, args.client_procs, args.client_threads, run_id
-        )
-        stop_api_profile()
-        done = poll(
-            lambda: finished_jobs(backend, run_id), submissions.accepted, args.timeout, worker, "jobs"
-        )
-    print(format_usage(cpu.seconds_by_label(), time.time() - submissions.started, args.jobs))
-    results.conveyor = conveyor_result(backend, run_id, submissions, done, args.jobs)
-    phase(backend.name, "Conveyor, jobs written and published in-process (no HTTP)")
-    results.direct = run_direct(backend, args, worker, labels)
-
-
-def run_direct(
-    backend: Backend, args: argparse.Namespace, worker: subprocess.Popen[bytes], labels: dict[int, str]
-) -> Result:
-    """The worker's share alone: one transaction writes every job, and the relay publishes them."""
-    run_id = f"bench-direct-{uuid.uuid4().hex}"
-    with CpuMeter(labels) as cpu:
-        started = time.time()
-        with backend.sessions.begin() as session:
-            for n in range(args.jobs):
-                submission = service.Submission(type="echo", payload={"n": n}, correlation_id=run_id)
-                service.submit(session, backend.settings, submission)
-        written = time.time()
-        done = poll(lambda: finished_jobs(backend, run_id), args.jobs, args.timeout, worker, "jobs")
-    print(format_usage(cpu.seconds_by_label(), time.time() - started, args.jobs))
-    submissions = Submissions(started, written, accepted=args.jobs, failed=0)
-    return conveyor_result(backend, run_id, submissions, done, args.jobs)
-
-
-def conveyor_result(
-    backend: Backend, run_id: str, submissions: Submissions, done: int, expected: int
-) -> Result:
-    if submissions.failed:
-        print(f"  {submissions.failed} submissions failed, e.g. {submissions.sample_errors[:2]}")
-    with backend.sessions() as session:
-        rows = session.execute(
-            select(Job.created_at, Job.finished_at, Job.state).where(Job.correlation_id == run_id)
-        ).all()
-    finished = [row for row in rows if row.finished_at is not None]
-    latencies = [(row.finished_at - row.created_at).total_seconds() for row in finished]
-    last = max((row.finished_at.timestamp() for row in finished), default=submissions.started)
-    return Result(
-        submissions_per_s=submissions.per_second,
-        jobs_per_s=done / max(last - submissions.started, 1e-9),
-        p50_ms=percentile(latencies, 0.50) * 1000,
-        p99_ms=percentile(latencies, 0.99) * 1000,
-        completed=sum(1 for row in rows if row.state == JobState.SUCCEEDED),
-        expected=expected,
-        failed=submissions.failed + sum(1 for row in finished if row.state != JobState.SUCCEEDED),
-    )
-
-
-def finished_jobs(backend: Backend, correlation_id: str) -> int:
-    with backend.sessions() as session:
-        statement = select(func.count()).where(
-            Job.correlation_id == correlation_id, Job.state.in_(list(FINISHED_STATES))
-        )
-        return session.scalar(statement) or 0
 
 
 if __name__ == "__main__":
