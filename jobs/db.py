@@ -19,7 +19,7 @@ from sqlalchemy import (
     CursorResult,
     Engine,
     Select,
-    Update,
+    UpdateBase,
     create_engine,
     event,
     make_url,
@@ -164,7 +164,7 @@ class HotStatement:
     ``json`` names the parameters bound to JSON columns, which psycopg needs wrapped.
     """
 
-    def __init__(self, statement: Update, *, json: tuple[str, ...] = ()):
+    def __init__(self, statement: UpdateBase, *, json: tuple[str, ...] = ()):
         self.statement = statement
         self.json = json
         self.compiled: tuple[str, dict[str, Any]] | None = None

@@ -128,6 +128,8 @@ def _match_keys(
 ) -> dict[int, tuple[str, str, idempotency.StoredResponse]]:
     """Replays of earlier requests (or of earlier items) found, and the keys this batch stores."""
     keyed = {index: items[index] for index in rows if items[index].key}
+    if not keyed:
+        return {}
     stored = idempotency.stored_many(
         session, keys.token_id, {item.key for item in keyed.values() if item.key}
     )

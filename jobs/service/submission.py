@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from jobs.broker.queues import QUEUES
 from jobs.catalogue import JOB_TYPES, validate_payload
-from jobs.db import is_postgresql
+from jobs.db import HotStatement, is_postgresql
 from jobs.errors import InvalidJobError
 from jobs.models import Job, JobState, OutboxMessage, utcnow
 from jobs.settings import Settings
@@ -45,6 +45,7 @@ _NEW_JOB = _INSERT_JOB.returning(JOBS.c.id, JOBS.c.dispatch, JOBS.c.queued_at).c
 _INSERT_JOB_AND_OUTBOX = insert(OUTBOX).from_select(
     ["job_id", "dispatch", "available_at"], select(_NEW_JOB.c.id, _NEW_JOB.c.dispatch, _NEW_JOB.c.queued_at)
 )
+_HOT_INSERT_JOB_AND_OUTBOX = HotStatement(_INSERT_JOB_AND_OUTBOX, json=("p_payload",))
 _INSERT_OUTBOX = insert(OUTBOX).values(
     job_id=bindparam("p_id"), dispatch=bindparam("p_dispatch"), available_at=bindparam("p_queued_at")
 )
@@ -59,7 +60,7 @@ def submit(db: Session | Connection, settings: Settings, submission: Submission)
     values = job_row(settings, submission, utcnow())
     parameters = {f"p_{name}": value for name, value in values.items()}
     if is_postgresql(db):
-        db.execute(_INSERT_JOB_AND_OUTBOX, parameters)
+        _HOT_INSERT_JOB_AND_OUTBOX.run(db, parameters)
     else:
         db.execute(_INSERT_JOB, parameters)
         db.execute(_INSERT_OUTBOX, parameters)
