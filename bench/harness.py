@@ -20,7 +20,7 @@ import redis
 import requests
 from kombu import Connection
 
-from bench.raw_app import RAW_QUEUE
+from bench.raw_app import DEFAULTS_QUEUE, RAW_QUEUE
 from jobs.broker.queues import QUEUES
 from jobs.db import Database
 from jobs.migrate import upgrade
@@ -73,7 +73,7 @@ def refuse_shared_queues(broker_url: str) -> None:
         return
     with Connection(broker_url, connect_timeout=4) as connection:
         channel = connection.channel()
-        for name in (*QUEUES, RAW_QUEUE):
+        for name in (*QUEUES, RAW_QUEUE, DEFAULTS_QUEUE):
             try:
                 _, _, consumers = channel.queue_declare(name, passive=True)
             except Exception:  # the queue does not exist; the failed passive declare closed the channel
@@ -89,10 +89,10 @@ def empty_queues(broker_url: str) -> None:
         redis.Redis.from_url(broker_url).flushdb()
         return
     with Connection(broker_url, connect_timeout=4) as connection:
-        for name in (RAW_QUEUE, *QUEUES):
+        for name in (RAW_QUEUE, DEFAULTS_QUEUE, *QUEUES):
             channel = connection.channel()
             try:
-                if name == RAW_QUEUE:
+                if name in (RAW_QUEUE, DEFAULTS_QUEUE):
                     channel.queue_delete(name)
                 else:
                     channel.queue_purge(name)
