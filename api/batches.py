@@ -21,7 +21,7 @@ from jobs.catalogue import JOB_TYPES
 from jobs.errors import InvalidInputError
 from jobs.fields import Flag
 from jobs.idempotency import StoredResponse
-from jobs.models import Job
+from jobs.models import view_of
 from jobs.service.batches import Item, Keys, Outcome, read_item, submit_batch
 from jobs.service.schema import JobCreate
 
@@ -106,7 +106,7 @@ def _scope_problem(job_type: str) -> dict[str, list[str]] | None:
 
 def _stored(row: dict[str, Any]) -> StoredResponse:
     """What ``POST /v1/jobs`` with this item would have answered."""
-    return StoredResponse(202, JOB_OUT.dump(Job(**row).to_dict()), f"/v1/jobs/{row['id']}")
+    return StoredResponse(202, JOB_OUT.dump(view_of(row)), f"/v1/jobs/{row['id']}")
 
 
 def _view(outcome: Outcome) -> Any:

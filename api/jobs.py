@@ -20,7 +20,7 @@ from api.schemas import JobOut, JobPage, JobQuery
 from api.strict_json import Blueprint
 from jobs import dead_letters, service
 from jobs.catalogue import JOB_TYPES
-from jobs.models import Job
+from jobs.models import Job, view_of
 from jobs.service.schema import JobCreate
 
 JOB_OUT = JobOut()
@@ -59,8 +59,8 @@ class Jobs(MethodView):
         body["correlation_id"] = body.get("correlation_id") or request_id()
 
         def submit(db: Session | Connection) -> Outcome:
-            job = service.submit(db, runtime().settings, service.Submission(**body))
-            return JOB_OUT.dump(job.to_dict()), 202, {"Location": f"/v1/jobs/{job.id}"}
+            row = service.submit_row(db, runtime().settings, service.Submission(**body))
+            return JOB_OUT.dump(view_of(row)), 202, {"Location": f"/v1/jobs/{row['id']}"}
 
         return run_once(submit, single_statement=True)
 

@@ -9,7 +9,7 @@ from jobs.models.base import Base, UTCDateTime, utcnow
 from jobs.models.dead_letters import AuditEntry, DeadLetter, DeadLetterState
 from jobs.models.files import StoredFile
 from jobs.models.imports import ImportProfile
-from jobs.models.jobs import FINISHED_STATES, SHOWN_COLUMNS, Job, JobState, OutboxMessage
+from jobs.models.jobs import FINISHED_STATES, SHOWN_COLUMNS, Job, JobState, OutboxMessage, view_of
 from jobs.models.schedules import Heartbeat, ScheduleRun, ScheduleState
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "StoredFile",
     "UTCDateTime",
     "utcnow",
+    "view_of",
 ]

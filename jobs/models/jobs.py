@@ -78,12 +78,21 @@ class Job(Base):
 
     def to_dict(self) -> dict[str, Any]:
         """The job as the API and the CLI show it."""
-        error = {"type": self.error_type, "message": self.error_message} if self.error_type else None
-        return {
-            **{name: getattr(self, name) for name in SHOWN_COLUMNS},
-            "error": error,
-            "progress": {"percent": self.progress, "message": self.progress_message},
-        }
+        return view_of({name: getattr(self, name) for name in VIEWED_COLUMNS})
+
+
+VIEWED_COLUMNS = (*SHOWN_COLUMNS, "error_type", "error_message", "progress", "progress_message")
+
+
+def view_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A job's row (``VIEWED_COLUMNS`` at least) as the API and the CLI show it: a submission
+    answers from the values it wrote, without building the ORM object."""
+    error = {"type": row["error_type"], "message": row["error_message"]} if row["error_type"] else None
+    return {
+        **{name: row.get(name) for name in SHOWN_COLUMNS},  # a new row has no result column
+        "error": error,
+        "progress": {"percent": row["progress"], "message": row["progress_message"]},
+    }
 
 
 class OutboxMessage(Base):

@@ -33,7 +33,7 @@ from jobs.service.queries import (
     unclaimed_jobs,
     unfinished_job,
 )
-from jobs.service.submission import Submission, job_row, submit, submit_rows
+from jobs.service.submission import Submission, job_row, submit, submit_row, submit_rows
 from jobs.service.transitions import (
     CLAIMABLE,
     RETRYABLE_BY_HAND,
@@ -82,6 +82,7 @@ __all__ = [
     "send_again",
     "settle_claim",
     "submit",
+    "submit_row",
     "submit_rows",
     "unclaimed_jobs",
     "unfinished_job",
