@@ -180,15 +180,17 @@ def run_relay(settings: Settings, sessions: sessionmaker[Session], stop: threadi
     sweeper = Sweeper(settings, sessions)
     interval = settings.relay_interval_ms / 1000
     alive = Liveness(settings, "relay", sessions)
+    # A whole batch submission in one claim and one confirm round.
+    batch = max(BATCH_SIZE, settings.max_batch)
 
     def step() -> None:
         alive.touch()
         sweeper.sweep_when_due()
         passed = time.monotonic()
-        published = publish_due(sessions, publisher)
+        published = publish_due(sessions, publisher, limit=batch)
         if published:
             log.debug("Outbox relay published %d messages.", published)
-        if published < BATCH_SIZE:
+        if published < batch:
             wakeup.wait(interval, passed)
 
     log.info(

@@ -26,7 +26,9 @@ class Publisher:
     """Sends job messages (the job id and its dispatch number, never the payload) in batches.
 
     On RabbitMQ a batch is published on a channel in confirm mode and ``batch`` returns only once
-    the broker has confirmed every message: one wait per batch, not one per message.
+    the broker has confirmed every message: one wait per batch, not one per message. On
+    Redis/Valkey a batch's pushes go in pipelines (kombu's ``Producer.batch``): a round trip per
+    thousand messages, not one per message.
     """
 
     CONFIRM_TIMEOUT_S = 30.0
@@ -46,7 +48,8 @@ class Publisher:
     @contextmanager
     def batch(self) -> Iterator[None]:
         try:
-            yield
+            with self._producer().batch():
+                yield
             self._wait_for_confirms()
         except BaseException:
             self.close_connection()
