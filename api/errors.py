@@ -6,11 +6,13 @@ import logging
 from http import HTTPStatus
 from typing import Any, NoReturn
 
+import psycopg
 from flask import Flask, Response, jsonify, request
 from flask_smorest import abort as smorest_abort
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
+from jobs.db import is_outage
 from jobs.errors import (
     ConflictError,
     ConveyorError,
@@ -63,6 +65,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ConveyorError, _domain_error)
     app.register_error_handler(DBAPIError, _database_error)
+    app.register_error_handler(psycopg.Error, _database_error)  # a submission's insert runs on psycopg itself
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -108,11 +111,13 @@ def _domain_error(exc: ConveyorError) -> Response:
     return error_response(status, str(exc), {"json": errors} if errors else None)
 
 
-def _database_error(exc: DBAPIError) -> Response:
+def _database_error(exc: DBAPIError | psycopg.Error) -> Response:
     """A database that cannot be reached is the client's cue to retry, not a server bug."""
-    if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+    if not is_outage(exc):
         return _unexpected_error(exc)
-    log.warning("Database unavailable serving %s %s: %s", request.method, request.path, exc.orig)
+    log.warning(
+        "Database unavailable serving %s %s: %s", request.method, request.path, getattr(exc, "orig", exc)
+    )
     response = error_response(503, "The database is unavailable; retry shortly.")
     response.headers["Retry-After"] = "5"
     return response

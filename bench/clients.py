@@ -85,19 +85,12 @@ def _client_process(
     outcome: dict[str, Any] = {"accepted": 0, "failed": 0, "errors": [], "finished": 0.0, "request_ms": []}
     lock = threading.Lock()
     address = urlsplit(base_url)
-    path = "/v1/jobs" if batch == 1 else "/v1/jobs/batch"
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {token}\r\n"
-        "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
-    )
+    head = _head(address.netloc, token, "/v1/jobs" if batch == 1 else "/v1/jobs/batch")
 
     def send() -> None:
         connection = KeepAlive(address.hostname or "127.0.0.1", address.port or 80)
         while (first := next(numbers)) < share:
-            jobs = [
-                {"type": "echo", "payload": {"n": n}, "correlation_id": correlation_id}
-                for n in range(first, min(first + batch, share))
-            ]
+            jobs = [_echo(n, correlation_id) for n in range(first, min(first + batch, share))]
             body = json.dumps(jobs[0] if batch == 1 else {"jobs": jobs}).encode()
             sent = time.perf_counter()
             error = connection.post(head.format(length=len(body)).encode() + body)
@@ -115,6 +108,18 @@ def _client_process(
     for worker in workers:
         worker.join()
     results.put(outcome)
+
+
+def _head(netloc: str, token: str, path: str) -> str:
+    """The request's head, to be formatted with the body's ``length``."""
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+
+
+def _echo(n: int, correlation_id: str) -> dict[str, Any]:
+    return {"type": "echo", "payload": {"n": n}, "correlation_id": correlation_id}
 
 
 class KeepAlive:

@@ -20,7 +20,7 @@ def cursor_of(value: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400", "9" * 5000])
 def test_a_payload_with_a_number_json_has_not_is_a_bad_request(
     client: FlaskClient, writer: str, constant: str
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import create_app
+from jobs import idempotency, tokens
 from tests.api_helpers import assert_error, echo_job, jobs_with_correlation, new_key, post_job
 from tests.support import Backend, auth
 
@@ -66,7 +68,8 @@ def test_atomic_false_accepts_the_valid_items_and_lists_the_refused(
     assert body["ids"][1] is None and body["ids"][0] and body["ids"][2]
     assert [error["index"] for error in body["errors"]] == [1] and "priority" in body["errors"][0]["errors"]
     assert jobs_with_correlation(backend, good["correlation_id"]) == 2
-    assert_error(post_batch(client, writer, jobs, atomic=False), 422)  # an item that is no object
+    listed = post_batch(client, writer, jobs, atomic=False).get_json()
+    assert [error["index"] for error in listed["errors"]] == [1, 3] and listed["accepted"] == 2
     assert_error(post_batch(client, writer, [jobs[1]], atomic=False), 422)  # nothing accepted
 
 
@@ -127,3 +130,20 @@ def test_limits_scopes_and_keys_are_checked(backend: Backend, writer: str) -> No
     assert "scope" in upkeep.get_json()["errors"][0]["errors"]["type"][0]
     blank_key = post_batch(client, writer, [{**echo_job(), "idempotency_key": ""}])
     assert "idempotency_key" in assert_error(blank_key, 422)["errors"]["json"]["jobs"]["0"]
+
+
+@pytest.mark.parametrize("backend", LOGIC_BACKENDS, indirect=True)
+def test_a_key_another_request_holds_is_a_409_and_nothing_is_submitted(
+    backend: Backend, client: FlaskClient, writer: str
+) -> None:
+    job, key = echo_job(), new_key()
+    with backend.sessions.begin() as session:
+        token = tokens.authenticate(session, writer)
+        assert token is not None
+        fingerprint = idempotency.request_hash("POST", "/v1/jobs", job)  # the same job, still being sent
+        idempotency.begin(session, token.id, key, fingerprint, timedelta(hours=1))
+
+    held = post_batch(client, writer, [echo_job(), {**job, "idempotency_key": key}])
+
+    assert_error(held, 409)
+    assert jobs_with_correlation(backend, job["correlation_id"]) == 0

@@ -51,6 +51,8 @@ def test_invalid_lines_can_be_skipped_and_keys_need_a_token(embedded: Backend, t
 
     assert done.returncode == 0 and "skipped line 2" in done.stderr and "skipped line 4" in done.stderr
     assert "--as" in done.stderr and payloads(embedded) == [1, 2]
+    missing = conveyor(embedded, "submit", "--from-file", str(tmp_path / "none.jsonl"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
 
 def test_with_a_tokens_keys_a_rerun_submits_nothing_twice(embedded: Backend, tmp_path: Path) -> None:

@@ -13,7 +13,12 @@ from jobs.models import JobState
 
 @click.command()
 @click.argument("job_type", required=False)
-@click.option("--from-file", "path", help="a JSON Lines file of jobs (`-`: standard input); see below")
+@click.option(
+    "--from-file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="a JSON Lines file of jobs (`-`: standard input); see below",
+)
 @click.option(
     "--batch-size",
     default=1000,
@@ -53,7 +58,7 @@ def submit(
     With --from-file, each line is a job as POST /v1/jobs takes it (with an optional
     idempotency_key): submitted in batches, each all or nothing, with a progress bar."""
     if (job_type is None) == (path is None):
-        raise click.UsageError("Give a JOB_TYPE or --from-file, not both.")
+        raise click.UsageError("Give either a JOB_TYPE or --from-file.")
     if path is not None:
         from jobs.cli.submit_file import submit_file
 

@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from jobs.cli.support import Context, byte_bar, opened
 from jobs.errors import ConveyorError, InvalidInputError
-from jobs.idempotency import StoredResponse
-from jobs.models import ApiToken
+from jobs.models import ApiToken, utcnow
 from jobs.service.batches import Item, Keys, read_item, submit_batch
+from jobs.strict_json import strict_loads
 
 
 @dataclass
@@ -67,18 +67,14 @@ def _batches(stream: BinaryIO, size: int, from_line: int, advance: Any) -> Itera
 
 def _parsed(line: bytes) -> Any:
     try:
-        return json.loads(line, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:
+        return strict_loads(line)
+    except ValueError as exc:
         return _NotJson(str(exc))
 
 
 @dataclass(frozen=True)
 class _NotJson:
     reason: str
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _submit(run: Run, batch: list[tuple[int, Any]]) -> None:
@@ -123,25 +119,23 @@ def _item(run: Run, raw: Any) -> Item:
 
 
 def _stop(run: Run, why: str, first_line: int) -> None:
-    done = f"Submitted {run.submitted} jobs, every line before line {first_line}"
+    done = f"Submitted {run.submitted} jobs (correlation id {run.correlation_id}), every line before line {first_line}"
     raise click.ClickException(f"{why}. {done}: fix it and rerun with --from-line {first_line}.")
 
 
 def _keys(ctx: Context, name: str | None) -> Keys | None:
     if name is None:
         return None
-    with ctx.sessions() as session:
-        token = session.scalar(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None)))
-    if token is None:
-        raise click.BadParameter(f"no live API token is named {name!r}", param_hint="--as")
-    return Keys(token.id, timedelta(hours=ctx.settings.idempotency_ttl_hours), _stored)
-
-
-def _stored(row: dict[str, Any]) -> StoredResponse:
-    return StoredResponse(
-        202, {"id": str(row["id"]), "type": row["type"], "state": row["state"]}, f"/v1/jobs/{row['id']}"
+    live = (ApiToken.revoked_at.is_(None)) & (
+        (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > utcnow())
     )
+    with ctx.sessions() as session:
+        found = session.scalars(select(ApiToken.id).where(ApiToken.name == name, live)).all()
+    if len(found) != 1:
+        many = "no live API token is" if not found else f"{len(found)} live API tokens are"
+        raise click.BadParameter(f"{many} named {name!r}; name exactly one", param_hint="--as")
+    return Keys(found[0], timedelta(hours=ctx.settings.idempotency_ttl_hours))
 
 
-_NO_KEYS = Keys(uuid.UUID(int=0), timedelta(0), _stored)
+_NO_KEYS = Keys(uuid.UUID(int=0), timedelta(0))
 """Never used to store: without --as, a line with a key is refused before."""

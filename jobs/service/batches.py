@@ -9,7 +9,6 @@ the body: the two share keys, so a replay in either form returns the job the fir
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,12 +19,14 @@ from sqlalchemy.orm import Session
 
 from jobs import idempotency
 from jobs.errors import InvalidInputError, InvalidJobError, KeyInFlightError
-from jobs.models import utcnow
-from jobs.service.schema import JobCreate
+from jobs.models import utcnow, view_of
+from jobs.service.schema import JobCreate, JobOut
 from jobs.service.submission import Submission, job_row, submit_rows
 from jobs.settings import Settings
 
+IN_FLIGHT = "A request with this key is still in flight."
 JOB_CREATE = JobCreate()
+JOB_OUT = JobOut()
 KEY_FIELD = "idempotency_key"
 
 
@@ -72,11 +73,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Keys:
-    """Whose keys they are, how long they live, and the response a key replays for a job row."""
+    """Whose keys they are, and how long they live."""
 
     token_id: uuid.UUID
     ttl: timedelta
-    response: Callable[[dict[str, Any]], idempotency.StoredResponse]
 
 
 def submit_batch(
@@ -95,7 +95,8 @@ def submit_batch(
     _refuse_if(atomic or len(outcome.errors) == len(items), outcome)
     try:
         submit_rows(session, [row for index, row in rows.items() if outcome.accepted(index)])
-        idempotency.record_many(session, keys.token_id, list(records.values()), keys.ttl)
+        # In key order: two batches storing the same keys then wait on each other, never deadlock.
+        idempotency.record_many(session, keys.token_id, sorted(records.values(), key=lambda r: r[0]), keys.ttl)
         session.flush()
     except IntegrityError:
         raise KeyInFlightError(
@@ -116,6 +117,11 @@ def _row(settings: Settings, item: Item, now: Any) -> dict[str, Any]:
 
 
 def _refuse_if(atomic: bool, outcome: Outcome) -> None:
+    """A 422 naming each refused item; a 409 when one only waits for another request to end."""
+    if atomic and any(errors == {"idempotency_key": [IN_FLIGHT]} for errors in outcome.errors.values()):
+        raise KeyInFlightError(
+            "A request holding one of this batch's idempotency keys is still in flight; retry."
+        )
     if atomic and outcome.errors:
         errors = {"jobs": {str(index): errors for index, errors in sorted(outcome.errors.items())}}
         raise InvalidJobError(
@@ -146,7 +152,7 @@ def _match_keys(
             _replay_of_request(outcome, index, earlier, fingerprint)
         else:
             first[key] = index
-            records[index] = (key, fingerprint, keys.response(rows[index]))
+            records[index] = (key, fingerprint, answer(rows[index]))
     return records
 
 
@@ -164,7 +170,12 @@ def _replay_of_request(outcome: Outcome, index: int, earlier: Any, fingerprint: 
     if earlier.request_hash != fingerprint:
         outcome.errors[index] = {"idempotency_key": ["This key was already used with another request."]}
     elif earlier.response_status is None:
-        outcome.errors[index] = {"idempotency_key": ["A request with this key is still in flight."]}
+        outcome.errors[index] = {"idempotency_key": [IN_FLIGHT]}
     else:
         outcome.replayed.append(index)
         outcome.ids[index] = uuid.UUID(str(earlier.response_body["id"]))
+
+
+def answer(row: dict[str, Any]) -> idempotency.StoredResponse:
+    """What ``POST /v1/jobs`` with this item would have answered: what its key replays there."""
+    return idempotency.StoredResponse(202, JOB_OUT.dump(view_of(row)), f"/v1/jobs/{row['id']}")
