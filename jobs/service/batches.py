@@ -96,7 +96,9 @@ def submit_batch(
     try:
         submit_rows(session, [row for index, row in rows.items() if outcome.accepted(index)])
         # In key order: two batches storing the same keys then wait on each other, never deadlock.
-        idempotency.record_many(session, keys.token_id, sorted(records.values(), key=lambda r: r[0]), keys.ttl)
+        idempotency.record_many(
+            session, keys.token_id, sorted(records.values(), key=lambda r: r[0]), keys.ttl
+        )
         session.flush()
     except IntegrityError:
         raise KeyInFlightError(

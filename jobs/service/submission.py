@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select
+from psycopg.types.json import Json
+from sqlalchemy import JSON, Connection, Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from jobs.broker.queues import QUEUES
@@ -74,15 +75,29 @@ def submit_row(db: Session | Connection, settings: Settings, submission: Submiss
 
 
 def submit_rows(db: Session | Connection, rows: list[dict[str, Any]]) -> None:
-    """Record many queued jobs (``job_row``'s) and their outbox messages: one multi-row
-    statement per table, however many jobs."""
-    if rows:
+    """Record many queued jobs (``job_row``'s) and their outbox messages in the caller's
+    transaction: on PostgreSQL a COPY per table (a third of the CPU of pipelined INSERTs, and a
+    fifteenth of one multi-row INSERT as SQLAlchemy compiles it), on SQLite an executemany."""
+    if not rows:
+        return
+    outbox = [(row["id"], row["dispatch"], row["queued_at"]) for row in rows]
+    if not is_postgresql(db):
         db.execute(insert(JOBS), rows)
-        outbox = [
-            {"job_id": row["id"], "dispatch": row["dispatch"], "available_at": row["queued_at"]}
-            for row in rows
-        ]
-        db.execute(insert(OUTBOX), outbox)
+        db.execute(insert(OUTBOX), [dict(zip(OUTBOX_COPIED, values, strict=True)) for values in outbox])
+        return
+    connection = db.connection() if isinstance(db, Session) else db
+    with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+        columns = list(rows[0])
+        with cursor.copy(f"COPY {JOBS.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([Json(row[name]) if name in JSON_COLUMNS else row[name] for name in columns])
+        with cursor.copy(f"COPY {OUTBOX.name} ({', '.join(OUTBOX_COPIED)}) FROM STDIN") as copy:
+            for values in outbox:
+                copy.write_row(values)
+
+
+JSON_COLUMNS = frozenset(column.name for column in JOBS.c if isinstance(column.type, JSON))
+OUTBOX_COPIED = ("job_id", "dispatch", "available_at")
 
 
 def job_row(settings: Settings, submission: Submission, now: datetime) -> dict[str, Any]:
