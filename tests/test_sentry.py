@@ -183,18 +183,8 @@ def test_a_job_only_claiming_a_schedule_checks_in_nowhere_and_a_crashing_job_is_
 def test_an_error_reported_to_sentry_carries_none_of_the_planted_secrets(
     sentry_server: str, tmp_path: object
 ) -> None:
-    env = {"PATH": "/usr/bin:/bin", "CONVEYOR_SENTRY_DSN": sentry_server, "CONVEYOR_DATA_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", REPORTER],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run_script(REPORTER, sentry_server, tmp_path)
 
-    assert done.returncode == 0, done.stderr
     sent = b"".join(Collector.received).decode("utf-8", "replace")
     assert "PlantedError" in sent, "no event reached the server"
     assert "run_job" in sent, "the event lost its stack trace"
