@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kombu import Connection
@@ -62,6 +64,20 @@ def ping(settings: Settings, timeout_s: float = 2.0) -> None:
     url, kind = settings.broker_url, transport(settings)
     with Connection(url, transport=kind, transport_options=options, connect_timeout=timeout_s) as conn:
         conn.ensure_connection(max_retries=1, timeout=timeout_s)
+
+
+@contextmanager
+def control_app(settings: Settings) -> Iterator[Any]:
+    """A Celery app on the platform's broker settings, for a broadcast to the workers (a ping,
+    an inspect); closed afterwards."""
+    from celery import Celery
+
+    app = Celery(set_as_current=False)
+    app.config_from_object(celery_config(settings))
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 def celery_config(settings: Settings, *, confirm_publish: bool = True) -> dict[str, Any]:

@@ -100,14 +100,13 @@ def count(session: Session, flt: Filter) -> int:
 
 def stats(session: Session) -> dict[str, dict[str, int]]:
     """Counts of dead letters waiting for an operator, by queue, by type and by error type."""
-    result: dict[str, dict[str, int]] = {}
-    for name, column in (
-        ("queue", DeadLetter.queue),
-        ("type", DeadLetter.type),
-        ("error", DeadLetter.error_type),
-    ):
-        rows = session.execute(
-            select(column, func.count()).where(DeadLetter.state == DeadLetterState.DEAD).group_by(column)
-        )
-        result[name] = {str(key): total for key, total in rows}
-    return result
+    by = (("queue", DeadLetter.queue), ("type", DeadLetter.type), ("error", DeadLetter.error_type))
+    return {name: waiting_by(session, column) for name, column in by}
+
+
+def waiting_by(session: Session, column: Any) -> dict[str, int]:
+    """Dead letters waiting for an operator, counted by ``column``."""
+    rows = session.execute(
+        select(column, func.count()).where(DeadLetter.state == DeadLetterState.DEAD).group_by(column)
+    )
+    return {str(key): total for key, total in rows}

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from jobs.dead_letters.queries import waiting_by
 from jobs.doctor.report import FAIL, OK, SKIP, WARN, Check
 from jobs.doctor.services import SERVICE_OF_QUEUE
-from jobs.models import Backup, DeadLetter, Heartbeat, OutboxMessage, RestoreDrill
-from jobs.observability.gauges import waiting_jobs
+from jobs.models import Backup, DeadLetter, RestoreDrill
+from jobs.observability.gauges import newest_heartbeats, outbox_due, waiting_jobs
 from jobs.observability.liveness import COMPONENTS, STALE_AFTER_S
 from jobs.settings import Settings
 
@@ -39,9 +40,7 @@ def queues(session: Session, settings: Settings, now: datetime) -> list[Check]:
 
 
 def outbox(session: Session, settings: Settings, now: datetime) -> list[Check]:
-    count, oldest = session.execute(
-        select(func.count(), func.min(OutboxMessage.available_at)).where(OutboxMessage.available_at <= now)
-    ).one()
+    count, oldest = outbox_due(session, now)
     if oldest is not None and now - oldest > OUTBOX_STALE:
         message = f"{count} messages wait to be published, the oldest for {_minutes(now - oldest)}: is a relay running?"
         return [
@@ -53,22 +52,16 @@ def outbox(session: Session, settings: Settings, now: datetime) -> list[Check]:
 
 
 def dead_letters(session: Session, settings: Settings, now: datetime) -> list[Check]:
-    waiting = session.execute(
-        select(DeadLetter.queue, func.count()).where(DeadLetter.state == "dead").group_by(DeadLetter.queue)
-    ).all()
+    waiting = waiting_by(session, DeadLetter.queue)
     if not waiting:
         return [Check("dead-letters", OK, "None waiting.")]
-    counts = ", ".join(f"{count} from {queue}" for queue, count in sorted(waiting))
+    counts = ", ".join(f"{count} from {queue}" for queue, count in sorted(waiting.items()))
     fix = "conveyor dead-letters stats, then `conveyor dead-letters requeue` or `purge`"
     return [Check("dead-letters", WARN, f"Waiting for an operator: {counts}.", fix)]
 
 
 def heartbeats(session: Session, settings: Settings, now: datetime) -> list[Check]:
-    newest = dict(
-        session.execute(
-            select(Heartbeat.component, func.max(Heartbeat.beat_at)).group_by(Heartbeat.component)
-        ).all()
-    )
+    newest = newest_heartbeats(session)
     found = []
     for component in COMPONENTS:
         at = newest.get(component)

@@ -113,16 +113,10 @@ def _queues_with_jobs(db: Database, queues: list[str]) -> set[str]:
 
 
 def _served_queues(settings: Settings) -> set[str]:
-    from celery import Celery
+    from jobs.broker.config import control_app
 
-    from jobs.broker.config import celery_config
-
-    app = Celery(set_as_current=False)
-    app.config_from_object(celery_config(settings))
-    try:
+    with control_app(settings) as app:
         replies = app.control.inspect(timeout=TIMEOUT_S - 1).active_queues() or {}
-    finally:
-        app.close()
     return {queue["name"] for queues in replies.values() for queue in queues}
 
 

@@ -15,6 +15,7 @@ from jobs.models import (
     FINISHED_STATES,
     Backup,
     DeadLetter,
+    DeadLetterState,
     Heartbeat,
     Job,
     JobState,
@@ -36,9 +37,14 @@ def read(session: Session, settings: Settings, now: datetime) -> Iterator[Metric
     yield from _heartbeats(session)
 
 
-def _heartbeats(session: Session) -> Iterator[Metric]:
+def newest_heartbeats(session: Session) -> dict[str, datetime]:
+    """When each component's newest process (beat, relay) last turned its loop."""
     newest = select(Heartbeat.component, func.max(Heartbeat.beat_at)).group_by(Heartbeat.component)
-    beats = [(component, at.timestamp()) for component, at in session.execute(newest) if at]
+    return {component: at for component, at in session.execute(newest) if at}
+
+
+def _heartbeats(session: Session) -> Iterator[Metric]:
+    beats = [(component, at.timestamp()) for component, at in newest_heartbeats(session).items()]
     yield gauge(
         "conveyor_heartbeat_timestamp_seconds",
         "When a beat or relay last turned its loop.",
@@ -85,10 +91,16 @@ def waiting_jobs(session: Session, now: datetime) -> dict[str, tuple[int, dateti
     return {queue: (count, at) for queue, count, at in oldest if at}
 
 
-def _outbox(session: Session, now: datetime) -> Iterator[Metric]:
+def outbox_due(session: Session, now: datetime) -> tuple[int, datetime | None]:
+    """How many outbox messages are due and not yet published, and since when the oldest."""
     backlog, oldest = session.execute(
         select(func.count(), func.min(OutboxMessage.available_at)).where(OutboxMessage.available_at <= now)
     ).one()
+    return backlog, oldest
+
+
+def _outbox(session: Session, now: datetime) -> Iterator[Metric]:
+    backlog, oldest = outbox_due(session, now)
     yield gauge("conveyor_outbox_backlog", "Messages due and not yet published.", [], [(backlog,)])
     age = (now - oldest).total_seconds() if oldest else 0.0
     yield gauge("conveyor_outbox_oldest_age_seconds", "Age of the oldest due message.", [], [(age,)])
@@ -97,7 +109,7 @@ def _outbox(session: Session, now: datetime) -> Iterator[Metric]:
 def _dead_letters(session: Session) -> Iterator[Metric]:
     waiting = session.execute(
         select(DeadLetter.queue, DeadLetter.reason, func.count())
-        .where(DeadLetter.state == "dead")
+        .where(DeadLetter.state == DeadLetterState.DEAD)
         .group_by(DeadLetter.queue, DeadLetter.reason)
     )
     yield gauge(
@@ -180,11 +192,8 @@ def answering(settings: Settings) -> set[str] | None:
     """The workers that answer a ping; None where the broker cannot broadcast (file system)."""
     if settings.is_embedded_broker:
         return None
-    from celery import Celery
+    from jobs.broker.config import control_app
 
-    app = Celery(broker=settings.broker_url, set_as_current=False)
-    try:
+    with control_app(settings) as app:
         replies = app.control.ping(timeout=PING_TIMEOUT_S) or []
-    finally:
-        app.close()
     return {name for reply in replies for name in reply}
