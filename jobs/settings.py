@@ -159,6 +159,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "import_targets": ("CONVEYOR_IMPORT_TARGETS", read.database_targets),
 }
 SCHEDULE_PREFIX = "CONVEYOR_SCHEDULE_"
+URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+@")
+"""``user:password@`` in any URL: the password is group 1's end to the ``@``."""
 # Passwords kept apart from their URLs: a secret needs no URL escaping, and a compose file builds
 # the URL without it (compose v1 cannot nest one variable in another's default).
 _PASSWORDS = {"database_url": "CONVEYOR_DATABASE_PASSWORD", "broker_url": "CONVEYOR_BROKER_PASSWORD"}
@@ -178,9 +180,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[setting.name] = parse(raw)
         except ValueError as exc:
-            shown = re.sub(
-                r"(://[^:/@\s]+:)[^@/\s]+@", r"\1***@", raw
-            )  # a URL's password stays off the screen
+            shown = URL_PASSWORD.sub(r"\1***@", raw)  # a URL's password stays off the screen
             raise SettingsError(f"{name}={shown!r} is not valid: {exc}") from None
     data_dir = Path(values.get("data_dir", Settings.data_dir)).resolve()
     values["data_dir"] = data_dir

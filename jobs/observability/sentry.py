@@ -18,7 +18,7 @@ from typing import Any
 import sentry_sdk
 
 from jobs.observability.crons import Checkin
-from jobs.settings import Settings
+from jobs.settings import URL_PASSWORD, Settings
 
 FILTERED = "[Filtered]"
 SENSITIVE_KEYS = frozenset(
@@ -29,7 +29,7 @@ SECRET_VALUES = (
     (re.compile(r"cvr_[A-Za-z0-9_-]{16,}"), FILTERED),  # Conveyor API tokens
     (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), FILTERED),  # AWS access key ids
     (re.compile(r"(?i)(aws_secret_access_key\W+)[A-Za-z0-9/+=]{40}"), rf"\1{FILTERED}"),
-    (re.compile(r"(://[^:/@\s]+:)[^@/\s]+@"), rf"\1{FILTERED}@"),  # user:password@ in any URL
+    (URL_PASSWORD, rf"\1{FILTERED}@"),
     (re.compile(r"(?i)(bearer\s+)\S+"), rf"\1{FILTERED}"),
 )
 
