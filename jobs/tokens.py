@@ -9,7 +9,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from jobs.errors import ConflictError, InvalidInputError, InvalidScopeError, TokenNotFoundError
@@ -52,12 +52,18 @@ def create_token(session: Session, name: str, scopes: list[str], expires_in: tim
 
 
 def authenticate(session: Session, token: str) -> ApiToken | None:
-    found = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if found is None or found.revoked_at is not None:
-        return None
-    if found.expires_at is not None and found.expires_at <= utcnow():
-        return None
-    return found
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token), _live()))
+
+
+def live_named(session: Session, name: str) -> list[uuid.UUID]:
+    """The ids of the tokens of this name that still authenticate (names need not be unique)."""
+    return list(session.scalars(select(ApiToken.id).where(ApiToken.name == name, _live())))
+
+
+def _live() -> ColumnElement[bool]:
+    """Neither revoked nor expired: what authenticates."""
+    now = utcnow()
+    return ApiToken.revoked_at.is_(None) & (ApiToken.expires_at.is_(None) | (ApiToken.expires_at > now))
 
 
 def has_scope(token: ApiToken, scope: str) -> bool:

@@ -13,11 +13,10 @@ from datetime import timedelta
 from typing import Any, BinaryIO
 
 import click
-from sqlalchemy import select
 
+from jobs import tokens
 from jobs.cli.support import Context, byte_bar, opened
 from jobs.errors import ConveyorError, InvalidInputError
-from jobs.models import ApiToken, utcnow
 from jobs.service.batches import Item, Keys, read_item, submit_batch
 from jobs.strict_json import strict_loads
 
@@ -126,11 +125,8 @@ def _stop(run: Run, why: str, first_line: int) -> None:
 def _keys(ctx: Context, name: str | None) -> Keys | None:
     if name is None:
         return None
-    live = (ApiToken.revoked_at.is_(None)) & (
-        (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > utcnow())
-    )
     with ctx.sessions() as session:
-        found = session.scalars(select(ApiToken.id).where(ApiToken.name == name, live)).all()
+        found = tokens.live_named(session, name)
     if len(found) != 1:
         many = "no live API token is" if not found else f"{len(found)} live API tokens are"
         raise click.BadParameter(f"{many} named {name!r}; name exactly one", param_hint="--as")
