@@ -25,6 +25,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from api.auth import current_token
 from api.errors import abort
+from jobs.broker import is_redis
 from jobs.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,7 +44,7 @@ def register(app: Flask, settings: Settings) -> None:
 def storage_url(settings: Settings) -> str:
     if settings.rate_limit_storage_url:
         return settings.rate_limit_storage_url
-    return settings.broker_url if settings.broker_url.startswith(("redis", "rediss")) else "memory://"
+    return settings.broker_url if is_redis(settings.broker_url) else "memory://"
 
 
 def limited(scope: str) -> Callable[[F], F]:
