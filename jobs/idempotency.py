@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, bindparam, delete, func, insert, select, text, update
@@ -46,16 +46,7 @@ def begin(
     Raises KeyInFlightError while another request holds it, KeyReusedError for another body.
     """
     now = utcnow()
-    session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.token_id == token_id,
-            IdempotencyKey.key == key,
-            (IdempotencyKey.expires_at < now)
-            | (
-                IdempotencyKey.response_status.is_(None) & (IdempotencyKey.created_at < now - ABANDONED_AFTER)
-            ),
-        )
-    )
+    _forget_stale(session, (IdempotencyKey.token_id == token_id) & (IdempotencyKey.key == key), now)
     claimed = session.execute(
         insert_unless_present(
             session, IdempotencyKey, token_id=token_id, key=key, request_hash=fingerprint,
@@ -76,11 +67,16 @@ def begin(
 
 def stored_many(session: Session, token_id: uuid.UUID, keys: Collection[str]) -> dict[str, IdempotencyKey]:
     """The live rows of ``keys``, once expired and abandoned ones are gone (as ``begin`` does)."""
-    now = utcnow()
     mine = (IdempotencyKey.token_id == token_id) & IdempotencyKey.key.in_(list(keys))
+    _forget_stale(session, mine, utcnow())
+    return {row.key: row for row in session.scalars(select(IdempotencyKey).where(mine))}
+
+
+def _forget_stale(session: Session, mine: Any, now: datetime) -> None:
+    """Delete the keys of ``mine`` past their time to live, or in flight so long that their
+    request is dead."""
     abandoned = IdempotencyKey.response_status.is_(None) & (IdempotencyKey.created_at < now - ABANDONED_AFTER)
     session.execute(delete(IdempotencyKey).where(mine, (IdempotencyKey.expires_at < now) | abandoned))
-    return {row.key: row for row in session.scalars(select(IdempotencyKey).where(mine))}
 
 
 def record_many(
