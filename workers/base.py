@@ -76,7 +76,7 @@ class JobTask(Task):
             return
         # Debug: Celery already logs each task's receipt and success, task id = job id + dispatch.
         log.debug("Job %s (%s) started, attempt %d.", jid, self.job_type, claim.attempts)
-        token = claim.claim_token or ""
+        token = claim.token
         with (
             job_log_context(jid, self.job_type, claim),
             job_scope(self.runtime.settings, jid, self.job_type, claim, self.runtime.sessions) as checkin,
@@ -101,7 +101,7 @@ class JobTask(Task):
         """Run the job, and tell Sentry how it ended: a dead letter with its error, a scheduled
         job's outcome as its check-in."""
         try:
-            ended = self._run_handler(jid, claim, claim.claim_token or "", ctx)
+            ended = self._run_handler(jid, claim, claim.token, ctx)
         except DeadLettered as dead:
             report_dead(dead)
             checkin.ended(JobState.DEAD)
@@ -212,7 +212,7 @@ class JobTask(Task):
 
     def _report(self, job_id: uuid.UUID, claim: service.Claim, percent: int, message: str | None) -> bool:
         with self.runtime.sessions.begin() as session:
-            stop = service.report_progress(session, job_id, claim.claim_token or "", percent, message)
+            stop = service.report_progress(session, job_id, claim.token, percent, message)
         families.report_to_parent(self.runtime.sessions, claim.parent_id)
         return stop
 
@@ -243,7 +243,7 @@ class JobTask(Task):
                     self.runtime.settings,
                     job,
                     exc,
-                    token=claim.claim_token or "",
+                    token=claim.token,
                     retryable=retryable,
                     delay_ms=delay_ms,
                 )

@@ -48,6 +48,11 @@ class Claim:
     correlation_id: str | None
     causation_id: str | None
 
+    @property
+    def token(self) -> str:
+        """The claim token the job's writes are fenced with ("" for none)."""
+        return self.claim_token or ""
+
     @classmethod
     def of(cls, row: Any) -> Claim:
         return cls(*(getattr(row, field.name) for field in fields(cls)))
