@@ -86,8 +86,13 @@ def _drain_raw(
 class Conveyor:
     base_url: str
     token: str
+    api: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes]
-    labels: dict[int, str]
+    relay: subprocess.Popen[bytes]
+
+    @property
+    def labels(self) -> dict[int, str]:
+        return {self.api.pid: "API (gunicorn)", self.worker.pid: "Conveyor worker", self.relay.pid: "relay"}
 
 
 @contextmanager
@@ -108,8 +113,7 @@ def conveyor_processes(backend: Backend, args: argparse.Namespace) -> Iterator[C
         if warm_up.failed:
             raise BenchError(f"the API refused warm-up jobs: {warm_up.sample_errors}")
         poll(lambda: finished_jobs(backend, WARM_UP), WARM_UP_JOBS, 60, worker, "warm-up jobs", required=True)
-        labels = {api.pid: "API (gunicorn)", worker.pid: "Conveyor worker", relay.pid: "relay"}
-        yield Conveyor(base_url, token, worker, labels)
+        yield Conveyor(base_url, token, api, worker, relay)
     finally:
         for process in (api, worker, relay):
             stop_process(process)
@@ -119,12 +123,11 @@ def run_api(backend: Backend, args: argparse.Namespace, conveyor: Conveyor, batc
     """HTTP clients submit echo jobs, one a request or ``batch`` a request, while they run."""
     run_id = f"bench-{uuid.uuid4().hex}"
     procs, threads = (args.client_procs, args.client_threads) if batch == 1 else (2, 2)
-    pids = {pid: label for pid, label in conveyor.labels.items()}
     with (
         CpuMeter(conveyor.labels) as cpu,
-        profiling(args.profile, f"{backend.name}-{name}-api", _pid(pids, "API")) as stop_api_profile,
-        profiling(args.profile, f"{backend.name}-{name}-worker", _pid(pids, "Conveyor worker")),
-        profiling(args.profile, f"{backend.name}-{name}-relay", _pid(pids, "relay")),
+        profiling(args.profile, f"{backend.name}-{name}-api", conveyor.api.pid) as stop_api_profile,
+        profiling(args.profile, f"{backend.name}-{name}-worker", conveyor.worker.pid),
+        profiling(args.profile, f"{backend.name}-{name}-relay", conveyor.relay.pid),
     ):
         submissions = submit_echo_jobs(
             conveyor.base_url, conveyor.token, args.jobs, procs, threads, run_id, batch
@@ -139,10 +142,6 @@ def run_api(backend: Backend, args: argparse.Namespace, conveyor: Conveyor, batc
         )
     print(format_usage(cpu.seconds_by_label(), time.time() - submissions.started, args.jobs))
     return conveyor_result(backend, run_id, submissions, done, args.jobs)
-
-
-def _pid(labels: dict[int, str], prefix: str) -> int:
-    return next(pid for pid, label in labels.items() if label.startswith(prefix))
 
 
 def run_direct(backend: Backend, args: argparse.Namespace, conveyor: Conveyor) -> Result:
