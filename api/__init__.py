@@ -1,4 +1,4 @@
-"""The HTTP API: an app factory; the module-level app lives only in ``api.wsgi``."""
+"""The HTTP API: an app factory; the module-level app lives only in `api.wsgi`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from api import (
     batches,
     correlation,
     dead_letters,
+    docs,
     errors,
     files,
     health,
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["conveyor"] = ApiRuntime(settings)
+    docs.configure(app)
     api = Api(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     correlation.register(app)
@@ -61,5 +63,4 @@ def create_app(settings: Settings | None = None) -> Flask:
     job_types.describe_submission(api.spec, settings.max_batch)
     metrics.register(app, settings)
     limits.register(app, settings)
-    app.add_url_rule("/docs", "docs", health.docs_page)
     return app

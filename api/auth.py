@@ -29,13 +29,13 @@ def actor() -> str:
 
 
 def check_scope(scope: str) -> None:
-    """Refuse (403) a request whose token lacks ``scope``, beyond the one its endpoint needs."""
+    """Refuse (403) a request whose token lacks `scope`, beyond the one its endpoint needs."""
     if not tokens.has_scope(current_token(), scope):
         abort(403, f"This token lacks the {scope!r} scope.")
 
 
 def require(scope: str) -> Callable[[F], F]:
-    """Reject the request with 401 without a valid token, 403 without ``scope``."""
+    """Reject the request with 401 without a valid token, 403 without `scope`."""
 
     def decorate(view: F) -> F:
         @wraps(view)

@@ -1,4 +1,4 @@
-"""``/v1/backups`` and ``/v1/restore-drills`` (scope ``ops``; a restore needs ``admin``): the
+"""`/v1/backups` and `/v1/restore-drills` (scope `ops`; a restore needs `admin`): the
 manifest, and the jobs that back up, verify, restore and drill. Each request is audited."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _backup(row: Any) -> dict[str, Any]:
 
 
 def _job(submit: Callable[[Session, str], Job]) -> Response:
-    """Submit the job ``submit`` makes for this request's actor: 202 and where to watch it."""
+    """Submit the job `submit` makes for this request's actor: 202 and where to watch it."""
     who = actor()
 
     def work(session: Session) -> Outcome:
@@ -63,7 +63,7 @@ class Backups(MethodView):
     @blp.arguments(BackupCreate())
     @blp.response(202, JobOut)
     def post(self, body: dict[str, Any]) -> Response:
-        """Back up ``target`` now (default: the platform's database), as a ``backup`` job."""
+        """Back up `target` now (default: the platform's database), as a `backup` job."""
         settings = runtime().settings
         return _job(lambda session, who: operations.back_up(session, settings, body["target"], who))
 
@@ -85,7 +85,7 @@ class Verify(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(202, JobOut)
     def post(self, backup_id: uuid.UUID) -> Response:
-        """Read the stored backup back again (sha256 and ``pg_restore --list``), as a job."""
+        """Read the stored backup back again (sha256 and `pg_restore --list`), as a job."""
         settings = runtime().settings
         return _job(lambda session, who: operations.verify(session, settings, backup_id, who))
 
@@ -97,7 +97,7 @@ class Restore(MethodView):
     @blp.arguments(RestoreRequest())
     @blp.response(202, JobOut)
     def post(self, body: dict[str, Any], backup_id: uuid.UUID) -> Response:
-        """Restore a verified backup into the database at ``into`` (no password in the URL),
+        """Restore a verified backup into the database at `into` (no password in the URL),
         never over a target's live database (422); an unverified backup is a 409."""
         settings = runtime().settings
         return _job(lambda session, who: operations.restore(session, settings, backup_id, body["into"], who))
@@ -121,6 +121,6 @@ class Drills(MethodView):
     @blp.arguments(BackupCreate())
     @blp.response(202, JobOut)
     def post(self, body: dict[str, Any]) -> Response:
-        """Drill now: restore the newest verified backup of ``target`` into a scratch database."""
+        """Drill now: restore the newest verified backup of `target` into a scratch database."""
         settings = runtime().settings
         return _job(lambda session, who: operations.drill(session, settings, body["target"], who))

@@ -1,4 +1,4 @@
-"""``POST /v1/jobs/batch``: many jobs in one request and one transaction (``jobs.service.batches``)."""
+"""`POST /v1/jobs/batch`: many jobs in one request and one transaction (`jobs.service.batches`)."""
 
 from __future__ import annotations
 
@@ -72,10 +72,10 @@ class JobBatch(MethodView):
     @blp.response(202, BatchOut)
     def post(self, body: dict[str, Any]) -> Response:
         """Submit up to CONVEYOR_MAX_BATCH jobs in one transaction, all or none unless
-        ``atomic`` is false. An item's ``idempotency_key`` is that job's ``Idempotency-Key`` (a
-        replay returns the job it made); ``Idempotency-Key`` on the request makes the whole
-        request safe to retry. The upkeep types need the ``ops`` scope, ``restore-backup``
-        ``admin``."""
+        `atomic` is false. An item's `idempotency_key` is that job's `Idempotency-Key` (a
+        replay returns the job it made); `Idempotency-Key` on the request makes the whole
+        request safe to retry. The upkeep types need the `ops` scope, `restore-backup`
+        `admin`."""
         settings = runtime().settings
         if len(body["jobs"]) > settings.max_batch:
             message = f"A batch holds at most {settings.max_batch} jobs (CONVEYOR_MAX_BATCH)."

@@ -1,5 +1,5 @@
-"""``X-Request-ID``: the caller's, or one made for the request; sent back, put on every log line
-of the request and its Sentry events, and a submitted job's ``correlation_id`` when the body names none (its children
+"""`X-Request-ID`: the caller's, or one made for the request; sent back, put on every log line
+of the request and its Sentry events, and a submitted job's `correlation_id` when the body names none (its children
 inherit it)."""
 
 from __future__ import annotations

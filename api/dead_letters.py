@@ -1,4 +1,4 @@
-"""``/v1/dead-letters``: what failed for good, and what operators do about it (scope ``ops``)."""
+"""`/v1/dead-letters`: what failed for good, and what operators do about it (scope `ops`)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ class BulkRequeueView(MethodView):
     @blp.arguments(BulkRequeue())
     @blp.response(200, BulkRequeueResult)
     def post(self, body: dict[str, Any]) -> Response:
-        """Requeue every dead letter matching a filter; ``dry_run`` only counts them."""
+        """Requeue every dead letter matching a filter; `dry_run` only counts them."""
         flt = filter_from(body)
         if flt == dead_letters.Filter() and not body["all"]:
             abort(

@@ -1,4 +1,4 @@
-"""One error shape for every failure: ``{code, status, message, errors?}``, never HTML."""
+"""One error shape for every failure: `{code, status, message, errors?}`, never HTML."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from jobs.storage import StorageError, StorageUnavailableError
 log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# gunicorn is told to take any request line (``conveyor api``), so this JSON 414 is the limit.
+# gunicorn is told to take any request line (`conveyor api`), so this JSON 414 is the limit.
 MAX_URL_CHARS = 8190
 # The one place a domain error becomes an HTTP status; the most specific kind comes first.
 STATUS_OF_ERROR: tuple[tuple[type[ConveyorError], int], ...] = (

@@ -1,4 +1,4 @@
-"""``/v1/files``: hand the platform a file (streamed to storage), read it back, delete it."""
+"""`/v1/files`: hand the platform a file (streamed to storage), read it back, delete it."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class Files(MethodView):
     @blp.arguments(FileUpload(), location="query")
     @blp.response(201, FileOut)
     def post(self, query: dict[str, Any]) -> Response:
-        """Upload a file, streamed to storage. Send ``Idempotency-Key`` to make retries safe: a
+        """Upload a file, streamed to storage. Send `Idempotency-Key` to make retries safe: a
         retry with the key, name, type and length of the first is answered as the first was."""
         request.max_content_length = runtime().settings.max_upload_bytes
         upload = _body(query.get("name"))
@@ -99,7 +99,7 @@ class _Upload:
 
 
 def _body(name: str | None) -> _Upload:
-    """The upload: a multipart form's ``file`` part (parsed, so its size is known), or the body."""
+    """The upload: a multipart form's `file` part (parsed, so its size is known), or the body."""
     if request.mimetype != "multipart/form-data":
         return _Upload(
             request.stream, name or "upload", _fits(request.mimetype, "content type"), request.content_length
@@ -143,7 +143,7 @@ class FileContent(MethodView):
     @require("jobs:read")
     @blp.doc(security=SECURITY, responses=CONTENT_RESPONSES)
     def get(self, file_id: uuid.UUID) -> Response:
-        """The file's bytes, streamed; ``Range`` and ``If-None-Match`` are honoured."""
+        """The file's bytes, streamed; `Range` and `If-None-Match` are honoured."""
         row = _row(file_id)
         etag = f'"{row.sha256}"'
         headers = {"ETag": etag, "Accept-Ranges": "bytes", "Content-Disposition": _disposition(row.name)}
@@ -175,7 +175,7 @@ def _range(size: int) -> tuple[int, int, int]:
 
 class _Chunks:
     """The body of a download: the server closes it when the response ends, even if it never
-    read it (a HEAD, a client gone), which a generator's ``finally`` would not see."""
+    read it (a HEAD, a client gone), which a generator's `finally` would not see."""
 
     def __init__(self, stream: Reader):
         self.stream = stream

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes (public), and a self-contained docs page."""
+"""Liveness and readiness probes (public)."""
 
 from __future__ import annotations
 
@@ -50,17 +50,3 @@ def readiness_problems() -> list[str]:
     except Exception as exc:
         reasons.append(f"broker unreachable: {type(exc).__name__}")
     return reasons
-
-
-DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Conveyor API</title>
-<style>body{font:15px system-ui;margin:2rem;max-width:60rem}code{background:#eee;padding:0 .3em}
-li{margin:.3em 0}</style></head><body><h1>Conveyor API</h1>
-<p>The machine-readable document is <a href="/openapi.json">/openapi.json</a>.</p><ul id="ops"></ul>
-<script>fetch('/openapi.json').then(r=>r.json()).then(spec=>{const ul=document.getElementById('ops');
-for(const [path,ops] of Object.entries(spec.paths))for(const [m,op] of Object.entries(ops)){
-const li=document.createElement('li');li.innerHTML='<code>'+m.toUpperCase()+' '+path+'</code> ';
-li.append(op.summary||op.description||'');ul.append(li);}});</script></body></html>"""
-
-
-def docs_page() -> tuple[str, int, dict[str, str]]:
-    return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}

@@ -1,4 +1,4 @@
-"""POSTs made safe to retry: ``Idempotency-Key`` (or ``X-Idempotency-Key``), scoped to the token."""
+"""POSTs made safe to retry: `Idempotency-Key` (or `X-Idempotency-Key`), scoped to the token."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from api.runtime import runtime
 from jobs import idempotency
 
 HEADERS = ("Idempotency-Key", "X-Idempotency-Key")
-# Well under ``idempotency.ABANDONED_AFTER``: a request this busy is never taken for dead.
+# Well under `idempotency.ABANDONED_AFTER`: a request this busy is never taken for dead.
 KEEP_ALIVE_EVERY_S = 20.0
 Outcome = tuple[Any, int, dict[str, str]]
 
@@ -31,14 +31,14 @@ def respond(body: Any, status: int, headers: dict[str, str]) -> Response:
 def run_once(
     work: Callable[[Any], Outcome], *, single_statement: bool = False, fingerprint: Any = None
 ) -> Response:
-    """Run ``work`` in one transaction, storing its outcome under the request's idempotency key.
+    """Run `work` in one transaction, storing its outcome under the request's idempotency key.
 
-    ``work`` gets a ``Session``, except with ``single_statement`` and no key: then it gets a
-    ``Connection`` (see ``single_statement_engine``), which spares the ORM session's upkeep.
+    `work` gets a `Session`, except with `single_statement` and no key: then it gets a
+    `Connection` (see `single_statement_engine`), which spares the ORM session's upkeep.
 
-    A replay gets the stored outcome with ``Idempotent-Replayed: true``; the same key with another
+    A replay gets the stored outcome with `Idempotent-Replayed: true`; the same key with another
     body is a 422; the same key while the first request is still in flight is a 409. A request
-    whose body is not JSON (an upload) names what identifies it as ``fingerprint``.
+    whose body is not JSON (an upload) names what identifies it as `fingerprint`.
     """
     rt = runtime()
     key = _key()
@@ -80,7 +80,7 @@ def _replay(stored: idempotency.StoredResponse) -> Response:
 class KeyKeeper:
     """Keeps the request's idempotency key held while a long upload reads its body, so a retry
     sent meanwhile gets a 409, not a second copy. Callable from any thread (S3 uploads read in
-    their own), at most once every ``KEEP_ALIVE_EVERY_S`` it writes."""
+    their own), at most once every `KEEP_ALIVE_EVERY_S` it writes."""
 
     def __init__(self) -> None:
         self.key = _key()
@@ -89,7 +89,7 @@ class KeyKeeper:
         self.last = time.monotonic()
 
     def __call__(self, _read: int = 0) -> None:
-        """Called as the upload reads its body (``_read`` bytes at a time)."""
+        """Called as the upload reads its body (`_read` bytes at a time)."""
         now = time.monotonic()
         if self.key is None or self.token_id is None or now - self.last < KEEP_ALIVE_EVERY_S:
             return

@@ -1,4 +1,4 @@
-"""``/v1/import-profiles`` (scope ``ops``): what an import loads a file into, versioned; each
+"""`/v1/import-profiles` (scope `ops`): what an import loads a file into, versioned; each
 save is checked against its table and audited."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``/v1/job-types``: what can be submitted, with each type's payload JSON schema."""
+"""`/v1/job-types`: what can be submitted, with each type's payload JSON schema."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ CATALOGUE = [describe(jt) for jt in JOB_TYPES.values()]
 
 
 def describe_submission(spec: APISpec, max_batch: int) -> None:
-    """Document ``POST /v1/jobs`` and a batch's items as the server checks them: one
+    """Document `POST /v1/jobs` and a batch's items as the server checks them: one
     alternative per job type, each with that type's payload schema, so a client (or a fuzzer)
     knows which payload fits which type. The marshmallow schemas still validate; this only
     makes the document exact."""

@@ -1,4 +1,4 @@
-"""``/v1/jobs``: submit, read, list, cancel and retry jobs."""
+"""`/v1/jobs`: submit, read, list, cancel and retry jobs."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ class Jobs(MethodView):
     @blp.arguments(JobCreate())
     @blp.response(202, JobOut)
     def post(self, body: dict[str, Any]) -> Response:
-        """Submit a job. Send ``Idempotency-Key`` to make retries of this request safe. The
-        upkeep types need the ``ops`` scope, ``restore-backup`` ``admin``."""
+        """Submit a job. Send `Idempotency-Key` to make retries of this request safe. The
+        upkeep types need the `ops` scope, `restore-backup` `admin`."""
         _check_type_scope(body["type"])
         body["correlation_id"] = body.get("correlation_id") or request_id()
 

@@ -1,14 +1,14 @@
-"""Rate limits per token on job submission and the bulk endpoints (``limits``, the engine of
-flask-limiter, used directly: the limit depends on the token, known only once ``require`` has
+"""Rate limits per token on job submission and the bulk endpoints (`limits`, the engine of
+flask-limiter, used directly: the limit depends on the token, known only once `require` has
 authenticated it, and a refusal must be the API's own 429).
 
-``CONVEYOR_RATE_LIMITS`` names the limits, most particular first: ``token:<name>`` for one token,
-a scope (``jobs:write``, ``ops``) for the tokens that have it, ``default`` for the rest; none set,
+`CONVEYOR_RATE_LIMITS` names the limits, most particular first: `token:<name>` for one token,
+a scope (`jobs:write`, `ops`) for the tokens that have it, `default` for the rest; none set,
 nothing is limited. Each token counts apart, per endpoint, in a fixed window. Counts are kept in
-Redis/Valkey when the broker is one (or ``CONVEYOR_RATE_LIMIT_STORAGE_URL`` names one), so every
+Redis/Valkey when the broker is one (or `CONVEYOR_RATE_LIMIT_STORAGE_URL` names one), so every
 API process and host shares them; otherwise in memory, per API process. A refused request is a
-429 in the one error shape, with ``Retry-After`` and the IETF ``RateLimit`` and
-``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-headers); an allowed one gets both.
+429 in the one error shape, with `Retry-After` and the IETF `RateLimit` and
+`RateLimit-Policy` headers (draft-ietf-httpapi-ratelimit-headers); an allowed one gets both.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def storage_url(settings: Settings) -> str:
 
 
 def limited(scope: str) -> Callable[[F], F]:
-    """Count the request against its token's limit; put it under ``@require``, which knows the token."""
+    """Count the request against its token's limit; put it under `@require`, which knows the token."""
 
     def decorate(view: F) -> F:
         @wraps(view)

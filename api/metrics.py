@@ -1,8 +1,8 @@
 """The API's own metrics: requests by route and status, and how long each took to answer.
 
 Under gunicorn every worker process counts apart; prometheus-client's multiprocess mode adds them
-up (``PROMETHEUS_MULTIPROC_DIR``, a fresh folder ``conveyor api`` makes). ``/metrics`` is not
-behind a token, as Prometheus scrapes it; ``CONVEYOR_METRICS_PORT`` moves it to a port of its own,
+up (`PROMETHEUS_MULTIPROC_DIR`, a fresh folder `conveyor api` makes). `/metrics` is not
+behind a token, as Prometheus scrapes it; `CONVEYOR_METRICS_PORT` moves it to a port of its own,
 served by gunicorn's master (api/gunicorn_conf.py), which need not be published with the API.
 """
 

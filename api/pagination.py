@@ -18,7 +18,7 @@ def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The (timestamp, id) a cursor names; anything not made by ``encode_cursor`` is a 400."""
+    """The (timestamp, id) a cursor names; anything not made by `encode_cursor` is a 400."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         text, row_id = json.loads(raw)
@@ -33,7 +33,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def cursor_of(query: dict[str, Any]) -> tuple[datetime, uuid.UUID] | None:
-    """The position a list query's ``cursor`` names, or None for the first page."""
+    """The position a list query's `cursor` names, or None for the first page."""
     return decode_cursor(query["cursor"]) if "cursor" in query else None
 
 
@@ -43,8 +43,8 @@ MAX_PAGE_BYTES = 4 * 1024 * 1024
 
 
 def page(items: list[dict[str, Any]], limit: int, at: str) -> dict[str, Any]:
-    """``items`` as a page: cut to ``MAX_PAGE_BYTES`` (never below one item), with the cursor of
-    its last item (``at`` names its timestamp) when more may follow."""
+    """`items` as a page: cut to `MAX_PAGE_BYTES` (never below one item), with the cursor of
+    its last item (`at` names its timestamp) when more may follow."""
     kept: list[dict[str, Any]] = []
     size = 0
     for item in items:

@@ -1,5 +1,5 @@
-"""``/v1/schedules``: what beat runs, how each schedule's last run ended, and whether it is late
-(scope ``ops``); operators run one now, or pause and resume it."""
+"""`/v1/schedules`: what beat runs, how each schedule's last run ended, and whether it is late
+(scope `ops`); operators run one now, or pause and resume it."""
 
 from __future__ import annotations
 

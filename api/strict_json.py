@@ -1,6 +1,6 @@
-"""Request bodies as ``jobs.strict_json`` reads them (only JSON every database stores and every
-client reads back). Both readers of a body use it: Flask's ``request.get_json`` and webargs, which flask-smorest's
-``@blp.arguments`` parse with; every blueprint is this module's ``Blueprint``.
+"""Request bodies as `jobs.strict_json` reads them (only JSON every database stores and every
+client reads back). Both readers of a body use it: Flask's `request.get_json` and webargs, which flask-smorest's
+`@blp.arguments` parse with; every blueprint is this module's `Blueprint`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``/v1/tokens``: who may call the API, and revoking a token (scope ``admin``)."""
+"""`/v1/tokens`: who may call the API, and revoking a token (scope `admin`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The WSGI entry point: ``gunicorn api.wsgi:app``."""
+"""The WSGI entry point: `gunicorn api.wsgi:app`."""
 
 from api import create_app
 from jobs.observability import start_process
