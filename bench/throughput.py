@@ -44,6 +44,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rabbitmq-url", default=BROKER_URLS["rabbitmq"], help="a dedicated vhost is safer")
     parser.add_argument("--redis-url", default=BROKER_URLS["redis"], help="a database only the bench uses")
     parser.add_argument(
+        "--task-events",
+        choices=("on-demand", "always", "off"),
+        default="on-demand",
+        help="CONVEYOR_TASK_EVENTS of Conveyor's worker (always: what Flower's users run)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="write py-spy raw profiles of API, worker and relay here"
     )
     args = parser.parse_args()
@@ -59,7 +65,7 @@ def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally blocks clean up
     print(
-        f"{args.jobs} jobs per row and run, {args.runs} runs; worker -c {args.concurrency}; {args.api_workers} API workers;"
+        f"{args.jobs} jobs per row and run, {args.runs} runs; worker -c {args.concurrency}, task events {args.task_events}; {args.api_workers} API workers;"
     )
     print(
         f"clients: {args.client_procs} processes x {args.client_threads} threads (bulk: 2 x 2, {args.batch} a request); {os.cpu_count()} CPUs."

@@ -103,7 +103,7 @@ def conveyor_processes(backend: Backend, args: argparse.Namespace) -> Iterator[C
     api = backend.spawn("-m", "jobs.cli", "api", "--workers", str(args.api_workers), "--port", str(port))
     worker = backend.spawn(
         "-m", "jobs.cli", "worker", "-c", str(args.concurrency), "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
-        "--without-mingle", "--without-gossip",
+        "--without-mingle", "--without-gossip", CONVEYOR_TASK_EVENTS=args.task_events,
     )  # fmt: skip
     relay = backend.spawn("-m", "jobs.cli", "relay")
     try:

@@ -3,6 +3,7 @@ wanted, which load_settings turns into a SettingsError naming the variable."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from jobs.errors import InvalidInputError
@@ -118,10 +119,18 @@ def database_targets(value: str) -> dict[str, str]:
     return targets
 
 
-def addressing_style(value: str) -> str:
-    if value not in ("auto", "path", "virtual"):
-        raise ValueError("must be auto, path or virtual")
-    return value
+def one_of(*choices: str) -> Callable[[str], str]:
+    def read(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+        return value
+
+    return read
+
+
+addressing_style = one_of("auto", "path", "virtual")
+log_format = one_of("text", "json")
+task_events = one_of("always", "on-demand", "off")
 
 
 def rate_limits(value: str) -> dict[str, str]:
@@ -136,9 +145,3 @@ def rate_limits(value: str) -> dict[str, str]:
         parse(limit.strip())  # raises ValueError naming what it cannot read
         found[name.strip()] = limit.strip()
     return found
-
-
-def log_format(value: str) -> str:
-    if value not in ("text", "json"):
-        raise ValueError("must be text or json")
-    return value

@@ -37,6 +37,7 @@ class Settings:
     republish_after_s: int = 1800
     worker_concurrency: int = 2
     worker_prefetch: int = 4
+    task_events: str = "on-demand"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     metrics_port: int | None = None
@@ -122,6 +123,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "republish_after_s": ("CONVEYOR_REPUBLISH_AFTER_S", read.positive_int),
     "worker_concurrency": ("CONVEYOR_WORKER_CONCURRENCY", read.positive_int),
     "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", read.positive_int),
+    "task_events": ("CONVEYOR_TASK_EVENTS", read.task_events),
     "api_host": ("CONVEYOR_API_HOST", read.text),
     "api_port": ("CONVEYOR_API_PORT", read.positive_int),
     "metrics_port": ("CONVEYOR_METRICS_PORT", read.positive_int),

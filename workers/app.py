@@ -14,6 +14,7 @@ from jobs.errors import SettingsError
 from jobs.observability import start_process
 from jobs.settings import Settings
 from tasks import HANDLERS
+from workers import events
 from workers.base import JobTask
 from workers.runtime import Runtime
 from workers.termination import end_at_once_while_a_job_runs
@@ -39,6 +40,7 @@ def make_celery(settings: Settings) -> Celery:
     _declare_dead_letter_queues_on_start(app, settings)
     signals.worker_process_init.connect(lambda **_: runtime.after_fork(), weak=False)
     end_at_once_while_a_job_runs()
+    events.register()
     return app
 
 

@@ -80,6 +80,10 @@ def control_app(settings: Settings) -> Iterator[Any]:
         app.close()
 
 
+TASK_EVENTS_KEY = "conveyor_task_events"
+"""Where a worker's `enable_events` control command reads CONVEYOR_TASK_EVENTS."""
+
+
 def celery_config(settings: Settings, *, confirm_publish: bool = True) -> dict[str, Any]:
     ensure_broker_dirs(settings)
     return {
@@ -98,9 +102,10 @@ def celery_config(settings: Settings, *, confirm_publish: bool = True) -> dict[s
         "task_queues": work_queues(settings),
         "task_default_queue": "default",
         "task_create_missing_queues": False,
-        # Flower turns task events on when it connects (and every 5 s); without it they cost the
-        # worker's main process a publish per task state for no reader.
-        "worker_send_task_events": False,
+        # On demand, Flower turns task events on when it connects (and every 5 s); without a
+        # reader they would cost the worker's main process a publish per task state.
+        "worker_send_task_events": settings.task_events == "always",
+        TASK_EVENTS_KEY: settings.task_events,
         "worker_prefetch_multiplier": settings.worker_prefetch,
         "worker_concurrency": settings.worker_concurrency,
         "worker_hijack_root_logger": False,

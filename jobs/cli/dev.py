@@ -45,7 +45,8 @@ def dev(ctx: Context, port: int | None) -> None:
     token = _dev_token(ctx)
     flower_login = settings.flower_basic_auth or _dev_secret(settings.data_dir / "flower-login", _new_login)
     api_url = f"http://{settings.api_host}:{port or settings.api_port}"
-    env = {**os.environ, "CONVEYOR_FLOWER_BASIC_AUTH": flower_login}
+    # Flower runs here, so the workers send task events from their start: it shows every job.
+    env = {"CONVEYOR_TASK_EVENTS": "always", **os.environ, "CONVEYOR_FLOWER_BASIC_AUTH": flower_login}
     children = {name: _spawn(command, port, env) for name, command in PROCESSES.items()}
     user, _, password = flower_login.partition(":")
     click.echo(

@@ -13,6 +13,7 @@ import click
 
 from jobs.broker.queues import LONG_QUEUES, QUEUES
 from jobs.cli.support import Context, pass_context
+from jobs.settings import Settings
 
 CELERY = (sys.executable, "-m", "celery", "-A", "workers.app")
 
@@ -103,7 +104,22 @@ def flower(ctx: Context) -> None:
     # Through the environment, not the command line, which any user can read in `ps`.
     os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth
     argv = [*CELERY, "flower", f"--address={settings.flower_host}", f"--port={settings.flower_port}"]
-    _exec([*argv, "--inspect_timeout=3000"])
+    _exec([*argv, "--inspect_timeout=3000", *_flower_state(settings)])
+
+
+FLOWER_SAVE_EVERY_MS = 60_000
+
+
+def _flower_state(settings: Settings) -> list[str]:
+    """Flower's task history in the data folder, saved every minute and at a stop, so a restart
+    (even a crash) loses at most a minute of it."""
+    folder = settings.data_dir / "flower"
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        "--persistent=True",
+        f"--db={folder / 'state'}",
+        f"--state_save_interval={FLOWER_SAVE_EVERY_MS}",
+    ]
 
 
 @click.command()
