@@ -22,6 +22,7 @@ need_pkg postgresql-client
 need_pkg docker-compose  # v1, only to parse and check docker-compose.yml (no engine here)
 need_pkg rclone          # the anchor bench/s3_sync.py compares with
 need_pkg prometheus      # promtool tests the alert rules; the server scrapes a test instance
+need_pkg chromium        # the browser tests drive it with Playwright (its own download does not work here)
 
 if ! answers 5432; then
   need_pkg postgresql

@@ -19,6 +19,7 @@ from api import (
     jobs,
     limits,
     metrics,
+    ops,
     schedules,
     tokens,
 )
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (resource.blp for resource in resources):
         api.register_blueprint(blueprint)
     job_types.describe_submission(api.spec, settings.max_batch)
+    ops.register(app)
     metrics.register(app, settings)
     limits.register(app, settings)
     return app

@@ -40,6 +40,8 @@ STATUS_OF_ERROR: tuple[tuple[type[ConveyorError], int], ...] = (
 )
 # Bodies that are not JSON: uploads, streamed as they come.
 RAW_BODY_PATHS = frozenset({"/v1/files"})
+# The ops console's pages post HTML forms.
+FORM_PATHS = "/ops/"
 
 
 def abort(status: int, message: str, **kwargs: Any) -> NoReturn:
@@ -72,7 +74,7 @@ def register(app: Flask) -> None:
 def _require_json_body() -> None:
     if len(request.full_path) > MAX_URL_CHARS:
         abort(414, f"The URL is longer than {MAX_URL_CHARS} characters.")
-    raw = request.path in RAW_BODY_PATHS
+    raw = request.path in RAW_BODY_PATHS or request.path.startswith(FORM_PATHS)
     if request.method in BODY_METHODS and request.content_length and not request.is_json and not raw:
         raise UnsupportedMediaType(
             f"Send the body as application/json, not {request.mimetype or 'no content type'}."
@@ -103,8 +105,12 @@ def _describe(status: int, errors: Any) -> str | None:
     return None
 
 
+def status_of(exc: ConveyorError) -> int | None:
+    return next((code for kind, code in STATUS_OF_ERROR if isinstance(exc, kind)), None)
+
+
 def _domain_error(exc: ConveyorError) -> Response:
-    status = next((code for kind, code in STATUS_OF_ERROR if isinstance(exc, kind)), None)
+    status = status_of(exc)
     if status is None:
         return _unexpected_error(exc)
     errors = getattr(exc, "errors", None)

@@ -43,6 +43,7 @@ class Jobs(MethodView):
                 query["limit"],
                 type=query.get("type"),
                 state=query.get("state"),
+                correlation_id=query.get("correlation_id"),
                 before=before,
             )
         return page([job.to_dict() for job in found], query["limit"], at="created_at")

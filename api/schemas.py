@@ -21,6 +21,7 @@ class PageQuery(Schema):
 class JobQuery(PageQuery):
     type = Text()
     state = fields.String(validate=validate.OneOf([s.value for s in JobState]))
+    correlation_id = Text(validate=validate.Length(max=200))
 
 
 class JobPage(Schema):
@@ -99,6 +100,11 @@ class DeadLetterStats(Schema):
     queue = fields.Dict(keys=fields.String(), values=fields.Integer())
     type = fields.Dict(keys=fields.String(), values=fields.Integer())
     error = fields.Dict(keys=fields.String(), values=fields.Integer())
+    reason = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "why each was dead-lettered: attempts used up, a poison message, ..."},
+    )
 
 
 class Requeue(Schema):

@@ -21,6 +21,7 @@ from api import create_app
 from jobs.db import Database
 from jobs.migrate import upgrade
 from jobs.settings import load_settings
+from tests.browser import browser, page  # noqa: F401 (fixtures for the browser tests)
 from tests.s3_server import CREDENTIALS, S3Server
 from tests.services import (
     HOW_TO_START,

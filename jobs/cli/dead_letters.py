@@ -82,7 +82,7 @@ def show_command(ctx: Context, dead_letter_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_context
 def stats_command(ctx: Context, as_json: bool) -> None:
-    """Count dead letters waiting for an operator, by queue, type and error."""
+    """Count dead letters waiting for an operator, by queue, type, error and reason."""
     sessions = ctx.sessions
     with sessions() as session:
         counts = dead_letters.stats(session)

@@ -99,8 +99,13 @@ def count(session: Session, flt: Filter) -> int:
 
 
 def stats(session: Session) -> dict[str, dict[str, int]]:
-    """Counts of dead letters waiting for an operator, by queue, by type and by error type."""
-    by = (("queue", DeadLetter.queue), ("type", DeadLetter.type), ("error", DeadLetter.error_type))
+    """Counts of dead letters waiting for an operator, by queue, type, error type and reason."""
+    by = (
+        ("queue", DeadLetter.queue),
+        ("type", DeadLetter.type),
+        ("error", DeadLetter.error_type),
+        ("reason", DeadLetter.reason),
+    )
     return {name: waiting_by(session, column) for name, column in by}
 
 

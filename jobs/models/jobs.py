@@ -41,6 +41,7 @@ class Job(Base):
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_type_created", "type", "created_at"),
         Index("ix_jobs_parent", "parent_id", "state"),
+        Index("ix_jobs_correlation_created", "correlation_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

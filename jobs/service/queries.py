@@ -32,14 +32,15 @@ def list_jobs(
     *,
     type: str | None = None,
     state: str | None = None,
+    correlation_id: str | None = None,
     before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[Job]:
     """Newest first; ``before`` is the (created_at, id) of the last job of the previous page."""
     statement = newest_first(select(Job), Job.created_at, Job.id, before).limit(limit)
-    if type is not None:
-        statement = statement.where(Job.type == type)
-    if state is not None:
-        statement = statement.where(Job.state == state)
+    wanted = ((Job.type, type), (Job.state, state), (Job.correlation_id, correlation_id))
+    for column, value in wanted:
+        if value is not None:
+            statement = statement.where(column == value)
     return list(session.scalars(statement))
 
 
