@@ -50,6 +50,7 @@ def screenshot(page: Page, name: str) -> None:
 
 def log_in(page: Page, base_url: str, token: str) -> None:
     page.goto(f"{base_url}/ops/")
+    screenshot(page, "login")
     page.fill("input[name=token]", token)
     page.click("button:has-text('Log in')")
     page.wait_for_url(re.compile(r".*/ops/(dead-letters)?$"))

@@ -143,16 +143,39 @@ def test_a_read_only_token_sees_the_pages_but_no_buttons(
     screenshot(page, "jobs-read-only")
 
 
-def test_schedules_and_backups_pages_show_each_entry(
+def test_an_operator_pauses_resumes_and_runs_a_schedule_now(
     console: tuple[Backend, str], operator_token: str, page: Page
 ) -> None:
-    log_in(page, base_url := console[1], operator_token)
+    backend, base_url = console
+    log_in(page, base_url, operator_token)
     page.goto(f"{base_url}/ops/schedules")
-    expect(page.locator("table.list tr")).not_to_have_count(1)
+    row = page.locator("#schedule-purge-idempotency-keys")
+
+    row.locator("button:has-text('Pause')").click()
+    expect(row).to_contain_text("paused by token:test:")
     screenshot(page, "schedules")
+    row.locator("button:has-text('Resume')").click()
+    expect(row.locator("button:has-text('Pause')")).to_be_visible()
+    row.locator("button:has-text('Run now')").click()
+
+    expect(page).to_have_url(re.compile(r"/ops/jobs/[0-9a-f-]{36}$"))
+    backend.wait_for_job(page.url.rsplit("/", 1)[1], "succeeded")
     page.goto(f"{base_url}/ops/backups")
     expect(page.locator("h1")).to_have_text("Backups")
     screenshot(page, "backups")
+
+
+def test_a_post_from_the_signed_in_browser_without_the_csrf_value_is_refused(
+    console: tuple[Backend, str], api: FlaskClient, operator_token: str, page: Page
+) -> None:
+    _, letter_id = dead_job(console, api, operator_token, marker())
+    log_in(page, base_url := console[1], operator_token)
+
+    answer = page.request.post(f"{base_url}/ops/dead-letters/{letter_id}/purge", form={"reason": "forged"})
+
+    assert answer.status == 403 and "CSRF" in answer.text()
+    page.goto(f"{base_url}/ops/dead-letters/{letter_id}")
+    expect(page.locator("#letter-state")).to_have_text("dead")
 
 
 def test_swagger_ui_authorizes_with_a_token_and_sends_a_request(

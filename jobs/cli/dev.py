@@ -50,7 +50,8 @@ def dev(ctx: Context, port: int | None) -> None:
     children = {name: _spawn(command, port, env) for name, command in PROCESSES.items()}
     user, _, password = flower_login.partition(":")
     click.echo(
-        f"Conveyor is up: API {api_url}/docs, Flower http://{settings.flower_host}:{settings.flower_port}"
+        f"Conveyor is up: API {api_url}/docs, ops console {api_url}/ops,"
+        f" Flower http://{settings.flower_host}:{settings.flower_port}"
         f" (user {user}, password {password})"
     )
     example = shlex.quote(json.dumps({"type": "echo", "payload": {"hello": "world"}}))
