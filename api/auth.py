@@ -11,6 +11,7 @@ from flask import g, request
 from api.errors import abort
 from api.runtime import runtime
 from jobs import tokens
+from jobs.catalogue import JOB_TYPES
 from jobs.models import ApiToken
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +33,26 @@ def check_scope(scope: str) -> None:
     """Refuse (403) a request whose token lacks `scope`, beyond the one its endpoint needs."""
     if not tokens.has_scope(current_token(), scope):
         abort(403, f"This token lacks the {scope!r} scope.")
+
+
+def missing_type_scope(job_type: str | None) -> str | None:
+    """The scope submitting or retrying a job of this type needs beyond the endpoint's own (the
+    upkeep types `ops`, `restore-backup` `admin`), if this request's token lacks it."""
+    needed = JOB_TYPES[job_type].scope if job_type in JOB_TYPES else None
+    return needed if needed and not tokens.has_scope(current_token(), needed) else None
+
+
+def check_type_scope(job_type: str | None) -> None:
+    needed = missing_type_scope(job_type)
+    if needed:
+        abort(403, f"This token lacks the {needed!r} scope {job_type} jobs need.")
+
+
+def check_requeue_scope(job_type: str | None) -> None:
+    """A requeue runs the job again as a submission would: beyond `ops`, a type only `admin` may
+    submit needs `admin`."""
+    if job_type in JOB_TYPES and JOB_TYPES[job_type].scope == "admin":
+        check_scope("admin")
 
 
 def require(scope: str) -> Callable[[F], F]:

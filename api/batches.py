@@ -9,15 +9,13 @@ from flask import Response
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from api.auth import SECURITY, current_token, require
+from api.auth import SECURITY, current_token, missing_type_scope, require
 from api.correlation import request_id
 from api.idempotent import run_once
 from api.limits import limited
 from api.runtime import runtime
 from api.schemas import JobOut
 from api.strict_json import Blueprint
-from jobs import tokens
-from jobs.catalogue import JOB_TYPES
 from jobs.errors import InvalidInputError
 from jobs.fields import Flag
 from jobs.service.batches import Item, Keys, Outcome, read_item, submit_batch
@@ -96,10 +94,8 @@ def _item(raw: Any) -> Item:
 
 
 def _scope_problem(job_type: str) -> dict[str, list[str]] | None:
-    needed = JOB_TYPES[job_type].scope if job_type in JOB_TYPES else None
-    if needed is None or tokens.has_scope(current_token(), needed):
-        return None
-    return {"type": [f"This token lacks the {needed!r} scope {job_type} jobs need."]}
+    needed = missing_type_scope(job_type)
+    return {"type": [f"This token lacks the {needed!r} scope {job_type} jobs need."]} if needed else None
 
 
 def _view(outcome: Outcome) -> Any:

@@ -9,7 +9,7 @@ from flask import Response
 from flask.views import MethodView
 from sqlalchemy.orm import Session
 
-from api.auth import SECURITY, actor, require
+from api.auth import SECURITY, actor, check_requeue_scope, require
 from api.errors import abort
 from api.idempotent import Outcome, run_once
 from api.limits import limited
@@ -27,6 +27,7 @@ from api.schemas import (
 )
 from api.strict_json import Blueprint
 from jobs import dead_letters
+from jobs.models import DeadLetter
 
 blp = Blueprint(
     "dead-letters", __name__, url_prefix="/v1/dead-letters", description="Inspect and requeue dead letters."
@@ -91,6 +92,8 @@ class BulkRequeueView(MethodView):
         who = actor()
 
         def requeue_matching(session: Session) -> Outcome:
+            for job_type in dead_letters.types_matching(session, flt):
+                check_requeue_scope(job_type)
             matched = dead_letters.count(session, flt)
             if body["dry_run"]:
                 return {"dry_run": True, "matched": matched, "requeued": 0, "skipped": []}, 200, {}
@@ -131,12 +134,14 @@ class RequeueOne(MethodView):
     @blp.response(200, DeadLetterOut)
     def post(self, body: dict[str, Any], dead_letter_id: uuid.UUID) -> dict[str, Any]:
         """Requeue one dead letter, optionally with a corrected payload (checked by its type's schema)."""
-        return _change(
-            dead_letter_id,
-            lambda s, i: dead_letters.requeue(
-                s, i, actor=actor(), reason=body.get("reason"), payload=body.get("payload")
-            ),
-        )
+
+        def requeue(session: Session, letter_id: uuid.UUID) -> DeadLetter:
+            check_requeue_scope(dead_letters.get(session, letter_id).type)
+            return dead_letters.requeue(
+                session, letter_id, actor=actor(), settings=runtime().settings, **body
+            )
+
+        return _change(dead_letter_id, requeue)
 
 
 def _change(dead_letter_id: uuid.UUID, operation: Any) -> dict[str, Any]:

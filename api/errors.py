@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Any, NoReturn
 
 import psycopg
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from flask_smorest import abort as smorest_abort
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
@@ -40,8 +40,10 @@ STATUS_OF_ERROR: tuple[tuple[type[ConveyorError], int], ...] = (
 )
 # Bodies that are not JSON: uploads, streamed as they come.
 RAW_BODY_PATHS = frozenset({"/v1/files"})
-# The ops console's pages post HTML forms.
+# The ops console's pages post HTML forms, and show errors as pages.
 FORM_PATHS = "/ops/"
+ERROR_PAGE = "conveyor_error_page"
+"""Where `app.extensions` holds how a path under FORM_PATHS shows an error instead of JSON."""
 
 
 def abort(status: int, message: str, **kwargs: Any) -> NoReturn:
@@ -50,6 +52,10 @@ def abort(status: int, message: str, **kwargs: Any) -> NoReturn:
 
 
 def error_response(status: int, message: str, errors: Any = None) -> Response:
+    show_page = current_app.extensions.get(ERROR_PAGE)
+    if show_page is not None and request.path.startswith(FORM_PATHS):
+        page: Response = show_page(status, message, errors)
+        return page
     body: dict[str, Any] = {
         "code": status,
         "status": HTTPStatus(status).phrase,

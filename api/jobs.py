@@ -10,7 +10,7 @@ from flask.views import MethodView
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from api.auth import SECURITY, actor, check_scope, require
+from api.auth import SECURITY, actor, check_type_scope, require
 from api.correlation import request_id
 from api.idempotent import Outcome, run_once
 from api.limits import limited
@@ -19,7 +19,6 @@ from api.runtime import runtime
 from api.schemas import JobOut, JobPage, JobQuery
 from api.strict_json import Blueprint
 from jobs import dead_letters, service
-from jobs.catalogue import JOB_TYPES
 from jobs.models import Job, view_of
 from jobs.service.schema import JobCreate
 
@@ -56,7 +55,7 @@ class Jobs(MethodView):
     def post(self, body: dict[str, Any]) -> Response:
         """Submit a job. Send `Idempotency-Key` to make retries of this request safe. The
         upkeep types need the `ops` scope, `restore-backup` `admin`."""
-        _check_type_scope(body["type"])
+        check_type_scope(body["type"])
         body["correlation_id"] = body.get("correlation_id") or request_id()
 
         def submit(db: Session | Connection) -> Outcome:
@@ -83,7 +82,8 @@ class CancelJob(MethodView):
     @blp.response(200, JobOut)
     def post(self, job_id: uuid.UUID) -> dict[str, Any]:
         """Cancel a waiting job now, or ask a running one to stop (409 once it has finished)."""
-        return _with_job(job_id, service.cancel, write=True).to_dict()
+        who = actor()
+        return _with_job(job_id, lambda s, jid: service.cancel(s, jid, actor=who), write=True).to_dict()
 
 
 @blp.route("/<uuid:job_id>/retry")
@@ -96,15 +96,10 @@ class RetryJob(MethodView):
         who = actor()
 
         def retry(session: Session, jid: uuid.UUID) -> Job:
-            _check_type_scope(service.get(session, jid).type)
+            check_type_scope(service.get(session, jid).type)
             return dead_letters.retry_job(session, jid, actor=who)
 
         return _with_job(job_id, retry, write=True).to_dict()
-
-
-def _check_type_scope(job_type: str) -> None:
-    if job_type in JOB_TYPES:
-        check_scope(JOB_TYPES[job_type].scope)
 
 
 def _with_job(job_id: uuid.UUID, operation: Any, *, write: bool = False) -> Job:

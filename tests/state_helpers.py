@@ -62,7 +62,7 @@ def succeed(db: Database, job_id: uuid.UUID, token: str | None = None) -> bool:
 
 def cancel(db: Database, job_id: uuid.UUID) -> Job:
     with db.sessions.begin() as session:
-        return service.cancel(session, job_id)
+        return service.cancel(session, job_id, actor="test")
 
 
 def load(db: Database, job_id: uuid.UUID) -> Job:

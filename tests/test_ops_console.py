@@ -133,10 +133,11 @@ def test_a_read_only_token_sees_the_pages_but_no_buttons(
     console: tuple[Backend, str], api: FlaskClient, operator_token: str, page: Page
 ) -> None:
     backend, base_url = console
-    _, letter_id = dead_job(console, api, operator_token, marker())
+    job_id, letter_id = dead_job(console, api, operator_token, marker())
     log_in(page, base_url, backend.token("jobs:read"))
 
-    for path in (f"/ops/dead-letters/{letter_id}", "/ops/dead-letters", "/ops/schedules", "/ops/jobs"):
+    pages = (f"/ops/dead-letters/{letter_id}", f"/ops/jobs/{job_id}", "/ops/dead-letters", "/ops/schedules")
+    for path in pages:
         page.goto(f"{base_url}{path}")
         expect(page.locator("header .who")).to_contain_text("read-only")
         expect(page.locator("main form[method=post]")).to_have_count(0)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from api import create_app
 from api.ops.console import COOKIE, csrf_value
 from jobs import tokens
+from jobs.models import AuditEntry, DeadLetter, utcnow
 from tests.api_helpers import echo_job, submitted
-from tests.support import Backend
+from tests.support import Backend, auth
 
 FAR_FUTURE = "2999-01-01T00:00:00Z"
 
@@ -127,6 +130,7 @@ def test_a_token_that_may_not_read_and_a_revoked_one_are_refused(
         ("/ops/jobs?cursor=garbage", 400, "cursor"),
         ("/ops/jobs/00000000-0000-0000-0000-000000000000", 404, "No job"),
         ("/ops/dead-letters/00000000-0000-0000-0000-000000000000", 404, "No dead letter"),
+        ("/ops/jobs/not-a-uuid", 404, "Nothing is at"),
     ],
 )
 def test_bad_input_is_a_page_that_says_what_is_wrong(
@@ -134,8 +138,76 @@ def test_bad_input_is_a_page_that_says_what_is_wrong(
 ) -> None:
     response = signed_in(browser_like, backend.token("ops")).get(path)
 
-    assert response.status_code == status
+    assert response.status_code == status and response.mimetype == "text/html"
     assert said in response.get_data(as_text=True)
+
+
+def test_a_form_sent_after_the_session_ended_comes_back_to_its_page_once_signed_in(
+    backend: Backend, browser_like: FlaskClient
+) -> None:
+    job_id = waiting_job(backend, browser_like)
+    page = f"http://localhost/ops/jobs/{job_id}"
+
+    response = browser_like.post(f"/ops/jobs/{job_id}/cancel", headers={"Referer": page})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/ops/login?next=/ops/jobs/{job_id}"
+    assert backend.job(job_id).state == "queued"
+
+
+def dead_letter_row(backend: Backend, job_type: str) -> uuid.UUID:
+    """A waiting dead letter of `job_type` with no job, as the relay would index a raw message."""
+    now = utcnow()
+    letter = DeadLetter(
+        message_id=uuid.uuid4().hex, queue="maintenance", type=job_type, reason="permanent_error",
+        error_type="PermanentError", error="test", first_failed_at=now, last_failed_at=now, message={},
+    )  # fmt: skip
+    with backend.sessions.begin() as session:
+        session.add(letter)
+    return letter.id
+
+
+def test_requeueing_a_restore_backup_dead_letter_needs_admin_in_the_console_and_the_api(
+    backend: Backend, browser_like: FlaskClient
+) -> None:
+    letter_id = dead_letter_row(backend, "restore-backup")
+    ops = backend.token("ops")
+    signed_in(browser_like, ops)
+
+    one = browser_like.post(f"/ops/dead-letters/{letter_id}/requeue", data={"csrf": csrf_value(ops)})
+    bulk = browser_like.post(
+        "/ops/dead-letters/requeue",
+        data={"csrf": csrf_value(ops), "type": "restore-backup", "reason": "try", "confirm": "1"},
+    )
+    api = browser_like.post(f"/v1/dead-letters/{letter_id}/requeue", json={}, headers=auth(ops))
+
+    assert one.status_code == bulk.status_code == api.status_code == 403
+    assert "lacks the &#39;admin&#39; scope" in one.get_data(as_text=True) and one.mimetype == "text/html"
+    with backend.sessions() as session:
+        assert session.get(DeadLetter, letter_id).state == "dead"  # type: ignore[union-attr]
+
+
+def test_cancel_needs_jobs_write_as_the_api_does_and_is_audited(
+    backend: Backend, browser_like: FlaskClient
+) -> None:
+    job_id = waiting_job(backend, browser_like)
+    ops_only, operator = backend.token("ops"), backend.token("ops", "jobs:write")
+
+    refused = signed_in(browser_like, ops_only).post(
+        f"/ops/jobs/{job_id}/cancel", data={"csrf": csrf_value(ops_only)}
+    )
+    done = signed_in(browser_like, operator).post(
+        f"/ops/jobs/{job_id}/cancel", data={"csrf": csrf_value(operator)}
+    )
+
+    assert refused.status_code == 403 and "&#39;jobs:write&#39;" in refused.get_data(as_text=True)
+    assert done.status_code == 303 and backend.job(job_id).state == "cancelled"
+    with backend.sessions() as session:
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "job-cancel")).all()
+    assert any(
+        e.details == {"job_id": job_id, "state": "queued"} and e.actor.startswith("token:test:")
+        for e in entries
+    )
 
 
 def test_every_console_page_forbids_framing_and_scripts_from_elsewhere(

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
 from marshmallow import EXCLUDE, Schema, ValidationError
 from werkzeug import Response
-from werkzeug.exceptions import HTTPException
 
-from api.errors import status_of
 from api.runtime import runtime
 from jobs import tokens
-from jobs.errors import ConveyorError
 from jobs.models import ApiToken
 
-log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__, url_prefix="/ops", template_folder="templates", static_folder="static")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +30,7 @@ COOKIE = "conveyor_ops"
 NOTICE_COOKIE = "conveyor_ops_notice"
 SESSION_S = 12 * 3600
 READ_SCOPES = ("jobs:read", "ops")
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
@@ -63,10 +59,10 @@ def viewer(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         token = _signed_in()
         if token is None:
-            return redirect(url_for("ops.login", next=request.full_path.rstrip("?")))
+            return redirect(url_for("ops.login", next=_return_to()))
+        g.conveyor_token = token
         if not any(tokens.has_scope(token, scope) for scope in READ_SCOPES):
             raise Refused(403, "This token may not read the console: it needs jobs:read or ops.")
-        g.conveyor_token = token
         return view(*args, **kwargs)
 
     return cast(F, wrapper)
@@ -86,15 +82,32 @@ def operator(view: F) -> F:
     return cast(F, wrapper)
 
 
+def _return_to() -> str | None:
+    """The page to come back to once signed in: this one, or for a form the page it was on."""
+    return request.full_path.rstrip("?") if request.method == "GET" else _back()
+
+
+def same(sent: str, expected: str) -> bool:
+    """A constant-time comparison that takes any text a client sends."""
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
 def check_csrf() -> None:
-    sent = request.form.get("csrf", "")
-    if not hmac.compare_digest(sent, csrf_value(request.cookies.get(COOKIE, ""))):
+    if not same(request.form.get("csrf", ""), csrf_value(request.cookies.get(COOKIE, ""))):
         raise Refused(403, "The form's CSRF value is missing or stale; reload the page and try again.")
 
 
 def operator_cookie() -> dict[str, Any]:
-    """How every console cookie is set: never sent by another site's page, never read by script."""
-    return {"path": "/ops", "httponly": True, "samesite": "Strict", "secure": request.is_secure}
+    """How every console cookie is set: never sent by another site's page, never read by script,
+    and only over HTTPS except on a loopback address (behind a TLS proxy, gunicorn sees plain
+    HTTP, so the host decides)."""
+    return {"path": "/ops", "httponly": True, "samesite": "Strict", "secure": not on_loopback()}
+
+
+def on_loopback() -> bool:
+    host = request.host
+    name = host[: host.index("]") + 1] if host.startswith("[") else host.split(":")[0]
+    return name in LOOPBACK
 
 
 def can_act() -> bool:
@@ -148,20 +161,10 @@ def _back() -> str | None:
     """The console page the refused form was on, if the browser said."""
     parts = urlsplit(request.referrer or "")
     same_site = parts.netloc == request.host and parts.path.startswith("/ops/")
-    return f"{parts.path}?{parts.query}" if same_site else None
+    return (f"{parts.path}?{parts.query}" if parts.query else parts.path) if same_site else None
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> tuple[str, int]:
-    data = getattr(exc, "data", {}) or {}
-    message = data.get("message") or exc.description or "The request was refused."
-    return page("refused.html", exc.code or 500, message=message, back=_back())
-
-
-@bp.errorhandler(ConveyorError)
-def _domain_error(exc: ConveyorError) -> tuple[str, int]:
-    status = status_of(exc)
-    if status is None:
-        log.error("Unexpected error serving %s %s.", request.method, request.path, exc_info=exc)
-        return page("refused.html", 500, message="The server failed to handle this; it has been logged.")
-    return page("refused.html", status, message=str(exc), errors=getattr(exc, "errors", None), back=_back())
+def error_page(status: int, message: str, errors: Any) -> Response:
+    """Every other error under /ops (a domain error, a bad URL, a database outage) as a page:
+    the app's error handlers decide the status and the message, as for the API."""
+    return make_response(page("refused.html", status, message=message, errors=errors, back=_back()))

@@ -9,7 +9,7 @@ from typing import Any
 from flask import request
 from werkzeug import Response
 
-from api.auth import actor
+from api.auth import actor, check_requeue_scope
 from api.dead_letters import filter_from
 from api.ops.console import Refused, bp, done, form, operator, page, viewer
 from api.pagination import cursor_of, encode_cursor
@@ -47,7 +47,7 @@ def dead_letter_page(letter_id: uuid.UUID) -> tuple[str, int]:
     with runtime().sessions() as session:
         letter = dead_letters.view(session, dead_letters.get(session, letter_id))
         job = session.get(Job, letter["job_id"]) if letter["job_id"] else None
-        payload = job.payload if job is not None else None
+        payload = _shown(job.payload) if job is not None else None
     return page("dead_letter.html", letter=letter, payload=payload)
 
 
@@ -55,17 +55,18 @@ def dead_letter_page(letter_id: uuid.UUID) -> tuple[str, int]:
 @operator
 def requeue(letter_id: uuid.UUID) -> Any:
     body = form(Requeue(), {"reason": request.form.get("reason", "")})
-    edited = request.form.get("payload", "").strip()
-    if edited and edited != request.form.get("original", "").strip():
-        body["payload"] = _payload(edited)
+    corrected = _edited_payload()
+    if corrected is not None:
+        body["payload"] = corrected
     with runtime().sessions.begin() as session:
-        letter = dead_letters.requeue(session, letter_id, actor=actor(), **body)
-    corrected = " with the edited payload" if "payload" in body else ""
+        check_requeue_scope(dead_letters.get(session, letter_id).type)
+        letter = dead_letters.requeue(session, letter_id, actor=actor(), settings=runtime().settings, **body)
+    said = " with the edited payload" if "payload" in body else ""
     if letter.job_id is None:
         return done(
             "Requeued: its original message is sent again.", "ops.dead_letter_page", letter_id=letter_id
         )
-    return done(f"Requeued{corrected}: the job runs again.", "ops.job_page", job_id=letter.job_id)
+    return done(f"Requeued{said}: the job runs again.", "ops.job_page", job_id=letter.job_id)
 
 
 @bp.post("/dead-letters/<uuid:letter_id>/purge")
@@ -89,11 +90,27 @@ def requeue_matching() -> tuple[str, int] | Response:
     if not body.get("reason"):
         raise Refused(422, "Say why you requeue them: the reason goes to each letter's audit trail.")
     with runtime().sessions.begin() as session:
+        for job_type in dead_letters.types_matching(session, flt):
+            check_requeue_scope(job_type)
         matched = dead_letters.count(session, flt)
         if request.form.get("confirm") != str(matched):
             return page("confirm_requeue.html", matched=matched, body=body, fields=request.form)
         requeued, skipped = dead_letters.requeue_matching(session, flt, actor=actor(), reason=body["reason"])
     return done(f"Requeued {len(requeued)} of {matched}; {len(skipped)} skipped.", "ops.dead_letters_page")
+
+
+def _shown(payload: dict[str, Any]) -> str:
+    """As an operator edits it: indented, and readable beyond ASCII (the page escapes it)."""
+    return json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def _edited_payload() -> dict[str, Any] | None:
+    """The payload as the operator changed it, or None when the text still means what it was."""
+    text = request.form.get("payload", "").strip()
+    if not text:
+        return None
+    edited = _payload(text)
+    return None if edited == _payload(request.form.get("original") or "{}") else edited
 
 
 def _payload(text: str) -> dict[str, Any]:

@@ -10,18 +10,16 @@ from flask import redirect, request, url_for
 from sqlalchemy import select
 from werkzeug import Response
 
-from api.auth import actor, current_token
+from api.auth import actor, check_scope, check_type_scope, current_token
 from api.ops.console import Refused, bp, done, form, operator, page, viewer
 from api.pagination import cursor_of, encode_cursor
 from api.runtime import runtime
 from api.schemas import JobQuery
 from jobs import dead_letters, service, tokens
-from jobs.catalogue import JOB_TYPES
 from jobs.models import FINISHED_STATES, DeadLetter, JobState
 
 PAGE_SIZE = 50
 FILTERS = ("type", "state", "correlation_id")
-RETRIABLE = (JobState.DEAD, JobState.CANCELLED)
 
 
 @bp.get("/jobs")
@@ -50,22 +48,25 @@ def job_page(job_id: uuid.UUID) -> tuple[str, int]:
         job = service.get(session, job_id)
         children = service.children_of(session, job_id)
         letters = session.scalars(select(DeadLetter).where(DeadLetter.job_id == job_id)).all()
-        trail = [dead_letters.view(session, letter) for letter in letters]
+        trail = dead_letters.views(session, list(letters))
     return page(
         "job.html",
         job=job,
         children=children,
         letters=trail,
+        can_write=tokens.has_scope(current_token(), "jobs:write"),
         can_cancel=job.state not in FINISHED_STATES,
-        can_retry=job.state in RETRIABLE,
+        can_retry=job.state in service.RETRYABLE_BY_HAND,
     )
 
 
 @bp.post("/jobs/<uuid:job_id>/cancel")
 @operator
 def cancel(job_id: uuid.UUID) -> Response:
+    """Needs `jobs:write` too, as `POST /v1/jobs/{id}/cancel` does."""
+    check_scope("jobs:write")
     with runtime().sessions.begin() as session:
-        job = service.cancel(session, job_id)
+        job = service.cancel(session, job_id, actor=actor())
     said = "Cancelled." if job.state == JobState.CANCELLED else "Asked to stop; it ends at its next check."
     return done(said, "ops.job_page", job_id=job_id)
 
@@ -73,17 +74,12 @@ def cancel(job_id: uuid.UUID) -> Response:
 @bp.post("/jobs/<uuid:job_id>/retry")
 @operator
 def retry(job_id: uuid.UUID) -> Response:
-    who = actor()
+    """Needs `jobs:write` and the type's scope, as `POST /v1/jobs/{id}/retry` does."""
+    check_scope("jobs:write")
     with runtime().sessions.begin() as session:
-        _check_type_scope(service.get(session, job_id).type)
-        dead_letters.retry_job(session, job_id, actor=who)
+        check_type_scope(service.get(session, job_id).type)
+        dead_letters.retry_job(session, job_id, actor=actor())
     return done("Retried from its first attempt.", "ops.job_page", job_id=job_id)
-
-
-def _check_type_scope(job_type: str) -> None:
-    needed = JOB_TYPES[job_type].scope if job_type in JOB_TYPES else "ops"
-    if not tokens.has_scope(current_token(), needed):
-        raise Refused(403, f"Retrying a {job_type} job needs the {needed!r} scope.")
 
 
 def _job_id(text: str) -> uuid.UUID:

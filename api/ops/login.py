@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from urllib.parse import urlsplit
 
 from flask import redirect, request, url_for
 from werkzeug import Response
 
-from api.ops.console import COOKIE, SESSION_S, Refused, bp, check_csrf, operator_cookie, page
+from api.ops.console import COOKIE, SESSION_S, Refused, bp, check_csrf, operator_cookie, page, same
 from api.runtime import runtime
 
 LOGIN_COOKIE = "conveyor_ops_login"
@@ -28,7 +27,7 @@ def login() -> Response:
 @bp.post("/login")
 def sign_in() -> Response:
     nonce = request.cookies.get(LOGIN_COOKIE, "")
-    if not nonce or not hmac.compare_digest(nonce, request.form.get("csrf", "")):
+    if not nonce or not same(nonce, request.form.get("csrf", "")):
         raise Refused(403, "The login form is stale or was sent from another site; reload it and try again.")
     token = request.form.get("token", "").strip()
     if not token or runtime().tokens.authenticate(token) is None:

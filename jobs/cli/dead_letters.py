@@ -121,7 +121,9 @@ def requeue_command(
     skipped: list[dict[str, str]] = []
     with ctx.sessions.begin() as session:
         for letter_id in letter_ids:
-            dead_letters.requeue(session, letter_id, actor=actor(), reason=reason, payload=corrected)
+            dead_letters.requeue(
+                session, letter_id, actor=actor(), reason=reason, payload=corrected, settings=ctx.settings
+            )
         if not ids:
             letter_ids, skipped = dead_letters.requeue_matching(session, flt, actor=actor(), reason=reason)
     click.echo(f"Requeued {len(letter_ids)}; skipped {len(skipped)}.", err=True)

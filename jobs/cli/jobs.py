@@ -112,7 +112,8 @@ def show_job(ctx: Context, job_id: str) -> None:
 def cancel_job(ctx: Context, job_id: str) -> None:
     """Cancel a waiting job now, or ask a running one to stop; prints the job as JSON."""
     with ctx.sessions.begin() as session:
-        click.echo(to_json(service.cancel(session, parse_uuid(job_id, "job")).to_dict()))
+        cancelled = service.cancel(session, parse_uuid(job_id, "job"), actor=actor())
+        click.echo(to_json(cancelled.to_dict()))
 
 
 @jobs.command("retry")

@@ -20,6 +20,7 @@ from jobs.dead_letters.queries import (
     list_dead_letters,
     matching,
     stats,
+    types_matching,
     view,
     views,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "requeue_matching",
     "retry_job",
     "stats",
+    "types_matching",
     "view",
     "views",
 ]

@@ -16,6 +16,7 @@ from jobs.catalogue import validate_payload
 from jobs.dead_letters.queries import Filter, get, matching
 from jobs.errors import ConflictError, InvalidJobError
 from jobs.models import DeadLetter, DeadLetterState, Job, OutboxMessage, utcnow
+from jobs.settings import Settings
 
 CORRECTION_REFUSED = "The corrected payload is not valid."
 
@@ -27,10 +28,12 @@ def requeue(
     actor: str,
     reason: str | None = None,
     payload: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> DeadLetter:
     """Send a dead letter's work again: its job from a first attempt, else the original message.
 
-    A corrected ``payload`` is validated by the job type's schema before anything changes.
+    A corrected ``payload`` is validated by the job type's schema (and checked against
+    ``settings``, as a submission is) before anything changes.
     """
     letter = get(session, dead_letter_id, for_update=True)
     if letter.state != DeadLetterState.DEAD:
@@ -38,7 +41,7 @@ def requeue(
     job = session.get(Job, letter.job_id, with_for_update=True) if letter.job_id else None
     if job is not None:
         if payload is not None:
-            job.payload = _corrected(job.type, payload)
+            job.payload = _corrected(job.type, payload, settings)
         service.requeue(session, job)
         job.requeued_from = letter.id
         details: dict[str, Any] = {"job_id": str(job.id), "dispatch": job.dispatch}
@@ -55,16 +58,17 @@ def requeue(
     return letter
 
 
-def _corrected(job_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _corrected(job_type: str, payload: dict[str, Any], settings: Settings | None) -> dict[str, Any]:
     try:
-        return validate_payload(job_type, payload)
+        return validate_payload(job_type, payload, settings)
     except InvalidJobError as exc:
         raise InvalidJobError(exc.errors, CORRECTION_REFUSED) from None
 
 
 def retry_job(session: Session, job_id: uuid.UUID, *, actor: str) -> Job:
-    """Retry a job by hand; its waiting dead letters are resolved as requeued, and audited."""
+    """Retry a job by hand, audited; its waiting dead letters are resolved as requeued."""
     job = service.retry(session, job_id)
+    audit(session, None, actor, "job-retry", None, {"job_id": str(job_id)})
     waiting = select(DeadLetter).where(DeadLetter.job_id == job_id, DeadLetter.state == DeadLetterState.DEAD)
     for letter in session.scalars(waiting):
         letter.state = DeadLetterState.REQUEUED

@@ -94,6 +94,11 @@ def list_dead_letters(
     return list(session.scalars(statement.limit(limit)))
 
 
+def types_matching(session: Session, flt: Filter) -> list[str | None]:
+    """The job types among the matching dead letters: what a bulk requeue would run again."""
+    return list(session.scalars(matching(flt).with_only_columns(DeadLetter.type).distinct()))
+
+
 def count(session: Session, flt: Filter) -> int:
     return session.scalar(select(func.count()).select_from(matching(flt).subquery())) or 0
 

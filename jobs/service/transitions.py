@@ -12,6 +12,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from jobs import messages
+from jobs.audit import audit
 from jobs.errors import ConflictError
 from jobs.models import FINISHED_STATES, Job, JobState, OutboxMessage, utcnow
 from jobs.service.queries import get, is_cancel_requested
@@ -104,12 +105,13 @@ def backoff_ms(settings: Settings, attempts: int) -> int:
     return random.randint(ceiling // 2, ceiling)
 
 
-def cancel(session: Session, job_id: uuid.UUID) -> Job:
+def cancel(session: Session, job_id: uuid.UUID, *, actor: str) -> Job:
     """Cancel a waiting job at once; ask a running one to stop at its next check. A parent
-    waiting for its children takes those that have not started with it."""
+    waiting for its children takes those that have not started with it. Audited."""
     job = get(session, job_id, for_update=True)
     if job.state in FINISHED_STATES:
         raise ConflictError(f"Job {job_id} is already {job.state}.")
+    audit(session, None, actor, "job-cancel", None, {"job_id": str(job_id), "state": str(job.state)})
     if job.state == JobState.WAITING:
         children = select(Job).where(Job.parent_id == job.id, Job.state.in_(UNFINISHED))
         for child in session.scalars(children.with_for_update()):
