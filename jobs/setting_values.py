@@ -119,6 +119,21 @@ def database_targets(value: str) -> dict[str, str]:
     return targets
 
 
+def per_queue(value: str) -> dict[str, int]:
+    """`500` for every queue, or `ocr=1024,imports=2048` for some; 0 turns the limit off."""
+    from jobs.broker.queues import QUEUES
+
+    if value.strip().isdigit():
+        return {"*": int(value)}
+    limits: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        queue, _, number = part.partition("=")
+        if queue.strip() not in QUEUES or not number.strip().isdigit():
+            raise ValueError(f"write N, or queue=N pairs for queues {', '.join(QUEUES)}, not {part!r}")
+        limits[queue.strip()] = int(number)
+    return limits
+
+
 def one_of(*choices: str) -> Callable[[str], str]:
     def read(value: str) -> str:
         if value not in choices:

@@ -37,6 +37,9 @@ class Settings:
     republish_after_s: int = 1800
     worker_concurrency: int = 2
     worker_prefetch: int = 4
+    worker_max_tasks_per_child: dict[str, int] = field(default_factory=dict)
+    """Overrides of the per-queue defaults (workers/recycling.py); "*" is every queue; 0: none."""
+    worker_max_memory_mb: dict[str, int] = field(default_factory=dict)
     task_events: str = "on-demand"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -123,6 +126,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "republish_after_s": ("CONVEYOR_REPUBLISH_AFTER_S", read.positive_int),
     "worker_concurrency": ("CONVEYOR_WORKER_CONCURRENCY", read.positive_int),
     "worker_prefetch": ("CONVEYOR_WORKER_PREFETCH", read.positive_int),
+    "worker_max_tasks_per_child": ("CONVEYOR_WORKER_MAX_TASKS_PER_CHILD", read.per_queue),
+    "worker_max_memory_mb": ("CONVEYOR_WORKER_MAX_MEMORY_MB", read.per_queue),
     "task_events": ("CONVEYOR_TASK_EVENTS", read.task_events),
     "api_host": ("CONVEYOR_API_HOST", read.text),
     "api_port": ("CONVEYOR_API_PORT", read.positive_int),

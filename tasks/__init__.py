@@ -16,6 +16,7 @@ HANDLERS: dict[str, Handler] = {
     "sleep": diagnostics.sleep,
     "fail": diagnostics.fail,
     "crash": diagnostics.crash,
+    "leak": diagnostics.leak,
     "s3-sync": s3_sync.sync_prefix,
     "purge-idempotency-keys": maintenance.purge_expired_idempotency_keys,
     "purge-dead-letters": maintenance.purge_expired_dead_letters,

@@ -36,6 +36,17 @@ def fail(payload: dict[str, Any], ctx: JobContext) -> dict[str, int]:
     return {"failed_times": payload["times"]}
 
 
+MB = 1024 * 1024
+_kept: list[bytes] = []
+"""What `leak` jobs keep: never freed while the pool process lives."""
+
+
+def leak(payload: dict[str, Any], ctx: JobContext) -> dict[str, int]:
+    _kept.append(b"\x01" * (payload["mb"] * MB))  # filled, so every page is resident
+    time.sleep(payload["ms"] / 1000)
+    return {"pid": os.getpid(), "kept_mb": sum(len(block) for block in _kept) // MB}
+
+
 def crash(payload: dict[str, Any], ctx: JobContext) -> dict[str, int]:
     if ctx.delivery <= payload["times"]:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -101,6 +101,18 @@ def test_the_workers_split_the_queues_as_documented(services: dict) -> None:
     assert sorted(q for each in queues.values() for q in each.split(",")) == sorted(QUEUES)
 
 
+def test_each_worker_is_pid_1_and_has_a_grace_period_for_its_queues_jobs(services: dict) -> None:
+    """Compose runs a string command in exec form, and the image has no entrypoint: `conveyor
+    worker` is PID 1 and execs Celery, so Docker's SIGTERM reaches the worker's main process."""
+    graces = {
+        name: services[name].get("stop_grace_period") for name in ("worker", "imports-worker", "ocr-worker")
+    }
+
+    assert graces == {"worker": "10m", "imports-worker": "10m", "ocr-worker": "2m"}
+    assert not re.search(r"^ENTRYPOINT", DOCKERFILE.read_text(), re.MULTILINE)
+    assert all(_argv(services[name])[:2] == ["conveyor", "worker"] for name in graces)
+
+
 def test_migrations_run_once_before_everything_else_of_the_app(app_services: dict) -> None:
     assert app_services["migrate"]["restart"] == "no"
     for name, spec in app_services.items():

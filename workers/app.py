@@ -17,6 +17,7 @@ from tasks import HANDLERS
 from workers import events
 from workers.base import JobTask
 from workers.runtime import Runtime
+from workers.startup import settle_at_start
 from workers.termination import end_at_once_while_a_job_runs
 
 
@@ -41,6 +42,7 @@ def make_celery(settings: Settings) -> Celery:
     signals.worker_process_init.connect(lambda **_: runtime.after_fork(), weak=False)
     end_at_once_while_a_job_runs()
     events.register()
+    settle_at_start(app, settings)
     return app
 
 

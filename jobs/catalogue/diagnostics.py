@@ -23,6 +23,11 @@ class FailPayload(Schema):
     sleep_ms = fields.Integer(load_default=0, validate=validate.Range(min=0, max=600_000))
 
 
+class LeakPayload(Schema):
+    mb = fields.Integer(required=True, validate=validate.Range(min=0, max=1024))
+    ms = fields.Integer(load_default=0, validate=validate.Range(min=0, max=600_000))
+
+
 class CrashPayload(Schema):
     times = fields.Integer(load_default=1_000_000, validate=validate.Range(min=0))
 
@@ -43,6 +48,14 @@ JOB_TYPES = (
         FailPayload,
         "Sleeps `sleep_ms`, then raises a retriable error `times` times before succeeding; "
         "`permanent` never succeeds.",
+    ),
+    JobType(
+        "leak",
+        "conveyor.diagnostics.leak",
+        "default",
+        LeakPayload,
+        "Keeps `mb` MB in its pool process for good, as a leaking handler would, then holds `ms` "
+        "milliseconds; returns the process id, so a test sees pool processes replaced.",
     ),
     JobType(
         "crash",
