@@ -97,7 +97,8 @@ def empty_queues(broker_url: str) -> None:
                 else:
                     channel.queue_purge(name)
             except Exception as exc:  # a queue that was never declared, or a broker gone away
-                print(f"Could not empty queue {name!r} ({exc}).", flush=True)
+                if "NOT_FOUND" not in str(exc):
+                    print(f"Could not empty queue {name!r} ({exc}).", flush=True)
 
 
 def print_log_tails(data_dir: Path, lines: int = 15) -> None:
