@@ -123,15 +123,19 @@ def per_queue(value: str) -> dict[str, int]:
     """`500` for every queue, or `ocr=1024,imports=2048` for some; 0 turns the limit off."""
     from jobs.broker.queues import QUEUES
 
-    if value.strip().isdigit():
+    if _is_count(value):
         return {"*": int(value)}
     limits: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in value.split(","))):
-        queue, _, number = part.partition("=")
-        if queue.strip() not in QUEUES or not number.strip().isdigit():
+        queue, _, number = (side.strip() for side in part.partition("="))
+        if queue not in QUEUES or not _is_count(number):
             raise ValueError(f"write N, or queue=N pairs for queues {', '.join(QUEUES)}, not {part!r}")
-        limits[queue.strip()] = int(number)
+        limits[queue] = int(number)
     return limits
+
+
+def _is_count(text: str) -> bool:
+    return text.strip().isascii() and text.strip().isdigit()
 
 
 def one_of(*choices: str) -> Callable[[str], str]:

@@ -1,6 +1,7 @@
-"""Pool processes replaced before a leak takes the worker down: after a number of jobs, or once
-a job leaves the process above a memory bound (Celery checks after each job, whose outcome is
-already written; billiard then starts a fresh process).
+"""Pool processes replaced before a leak takes the worker down: after a number of jobs, or after
+the job that takes the process's peak resident memory (`ru_maxrss`, what billiard reads on Linux)
+above a bound. Both are checked after each job, whose outcome is already written; billiard then
+starts a fresh process.
 
 Defaults per queue, for what its handlers do:
 
@@ -26,23 +27,33 @@ DEFAULT_MAX_TASKS = {"default": 10_000, "maintenance": 1_000, "imports": 500, "o
 DEFAULT_MAX_MEMORY_MB = {"default": 512, "maintenance": 512, "imports": 1024, "ocr": 1024}
 
 
+KIB_PER_MB = 1024
+
+
 @dataclass(frozen=True)
 class Recycling:
     max_tasks: int
     """0: never replaced for the count of its jobs."""
-    max_memory_mb: int
+    max_memory_kib: int
+    """In KiB, as Celery's `worker_max_memory_per_child`; 0: never replaced for its memory."""
 
     def describe(self) -> str:
         tasks = f"after {self.max_tasks:,} jobs" if self.max_tasks else "never for its job count"
-        memory = f"above {self.max_memory_mb:,} MB" if self.max_memory_mb else "never for its memory"
-        return f"a pool process is replaced {tasks}, or once a job leaves it {memory}"
+        return f"a pool process is replaced {tasks}, and {self._memory()}"
+
+    def _memory(self) -> str:
+        if not self.max_memory_kib:
+            return "never for its memory"
+        mb, kib = divmod(self.max_memory_kib, KIB_PER_MB)
+        bound = f"{mb:,} MB" if not kib else f"{self.max_memory_kib:,} KiB"
+        return f"after the job that takes its peak resident memory above {bound}"
 
 
 def recycling(settings: Settings, queues: Iterable[str]) -> Recycling:
     served = list(queues)
+    memory_mb = _strictest(served, DEFAULT_MAX_MEMORY_MB, settings.worker_max_memory_mb)
     return Recycling(
-        _strictest(served, DEFAULT_MAX_TASKS, settings.worker_max_tasks_per_child),
-        _strictest(served, DEFAULT_MAX_MEMORY_MB, settings.worker_max_memory_mb),
+        _strictest(served, DEFAULT_MAX_TASKS, settings.worker_max_tasks_per_child), memory_mb * KIB_PER_MB
     )
 
 
