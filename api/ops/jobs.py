@@ -19,6 +19,7 @@ from jobs import dead_letters, service, tokens
 from jobs.models import FINISHED_STATES, DeadLetter, JobState
 
 PAGE_SIZE = 50
+CHILDREN_SHOWN = 200
 FILTERS = ("type", "state", "correlation_id")
 
 
@@ -46,13 +47,14 @@ def jobs_page() -> Any:
 def job_page(job_id: uuid.UUID) -> tuple[str, int]:
     with runtime().sessions() as session:
         job = service.get(session, job_id)
-        children = service.children_of(session, job_id)
+        children = service.children_of(session, job_id, limit=CHILDREN_SHOWN + 1)
         letters = session.scalars(select(DeadLetter).where(DeadLetter.job_id == job_id)).all()
         trail = dead_letters.views(session, list(letters))
     return page(
         "job.html",
         job=job,
-        children=children,
+        children=children[:CHILDREN_SHOWN],
+        more_children=len(children) > CHILDREN_SHOWN,
         letters=trail,
         can_write=tokens.has_scope(current_token(), "jobs:write"),
         can_cancel=job.state not in FINISHED_STATES,

@@ -26,9 +26,9 @@ from jobs.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def children_of(session: Session, parent_id: uuid.UUID) -> list[Job]:
+def children_of(session: Session, parent_id: uuid.UUID, limit: int | None = None) -> list[Job]:
     statement = select(Job).where(Job.parent_id == parent_id).order_by(Job.created_at, Job.id)
-    return list(session.scalars(statement))
+    return list(session.scalars(statement.limit(limit)))
 
 
 def wait_for_children(
