@@ -28,6 +28,8 @@ from jobs.settings import load_settings
 from tests.services import PG_ADMIN_URL, fresh_postgres_database, reset_broker
 from tests.support import Backend
 
+BROKER_URLS = {"rabbitmq": "amqp://guest:guest@127.0.0.1:5672//", "redis": "redis://127.0.0.1:6379/13"}
+"""Where the benchmarks find each broker on loopback unless told (a Redis database of their own)."""
 SHARED_BROKER_HINT = (
     "if tests run on the same broker they may consume or delete the queues; "
     "give the bench its own vhost or database (--rabbitmq-url, --redis-url)"

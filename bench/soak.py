@@ -27,12 +27,11 @@ sys.path.insert(0, str(ROOT))  # run as a script, so the repository root is not 
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench.harness import bench_backend, poll  # noqa: E402
+from bench.harness import BROKER_URLS, bench_backend, poll  # noqa: E402
 from jobs import service  # noqa: E402
 from jobs.models import FINISHED_STATES, Job, JobState  # noqa: E402
 from tests.support import Backend, child_pids, stop_process  # noqa: E402
 
-BROKER_URLS = {"rabbitmq": "amqp://guest:guest@127.0.0.1:5672//", "redis": "redis://127.0.0.1:6379/13"}
 RECYCLING_OFF = {"CONVEYOR_WORKER_MAX_TASKS_PER_CHILD": "0", "CONVEYOR_WORKER_MAX_MEMORY_MB": "0"}
 SAMPLE_S = 0.5
 RUN_ID = "soak"

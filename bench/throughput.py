@@ -21,11 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as a script (`python bench/throughput.py`), so the repository root is not importable yet.
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import bench_backend, load_average  # noqa: E402
+from bench.harness import BROKER_URLS, bench_backend, load_average  # noqa: E402
 from bench.report import API, BULK, DEFAULTS, DIRECT, RAW, BrokerResults, print_table, print_verdict  # noqa: E402
 from bench.throughput_phases import conveyor_processes, run_api, run_direct, run_raw  # noqa: E402
-
-BROKER_URLS = {"rabbitmq": "amqp://guest:guest@127.0.0.1:5672//", "redis": "redis://127.0.0.1:6379/13"}
 
 
 def parse_args() -> argparse.Namespace:
