@@ -35,17 +35,19 @@ def check_scope(scope: str) -> None:
         abort(403, f"This token lacks the {scope!r} scope.")
 
 
-def missing_type_scope(job_type: str | None) -> str | None:
-    """The scope submitting or retrying a job of this type needs beyond the endpoint's own (the
-    upkeep types `ops`, `restore-backup` `admin`), if this request's token lacks it."""
+def type_scope_problem(job_type: str | None) -> str | None:
+    """Why this request's token may not submit or retry a job of this type, if it may not: the
+    type's scope beyond the endpoint's own (the upkeep types `ops`, `restore-backup` `admin`)."""
     needed = JOB_TYPES[job_type].scope if job_type in JOB_TYPES else None
-    return needed if needed and not tokens.has_scope(current_token(), needed) else None
+    if needed is None or tokens.has_scope(current_token(), needed):
+        return None
+    return f"This token lacks the {needed!r} scope {job_type} jobs need."
 
 
 def check_type_scope(job_type: str | None) -> None:
-    needed = missing_type_scope(job_type)
-    if needed:
-        abort(403, f"This token lacks the {needed!r} scope {job_type} jobs need.")
+    problem = type_scope_problem(job_type)
+    if problem:
+        abort(403, problem)
 
 
 def check_requeue_scope(job_type: str | None) -> None:

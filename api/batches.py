@@ -9,7 +9,7 @@ from flask import Response
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from api.auth import SECURITY, current_token, missing_type_scope, require
+from api.auth import SECURITY, current_token, require, type_scope_problem
 from api.correlation import request_id
 from api.idempotent import run_once
 from api.limits import limited
@@ -94,8 +94,8 @@ def _item(raw: Any) -> Item:
 
 
 def _scope_problem(job_type: str) -> dict[str, list[str]] | None:
-    needed = missing_type_scope(job_type)
-    return {"type": [f"This token lacks the {needed!r} scope {job_type} jobs need."]} if needed else None
+    problem = type_scope_problem(job_type)
+    return {"type": [problem]} if problem else None
 
 
 def _view(outcome: Outcome) -> Any:
