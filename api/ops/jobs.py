@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from flask import redirect, request, url_for
-from sqlalchemy import select
 from werkzeug import Response
 
 from api.auth import actor, check_scope, check_type_scope, current_token
@@ -16,7 +15,7 @@ from api.pagination import cursor_of, encode_cursor
 from api.runtime import runtime
 from api.schemas import JobQuery
 from jobs import dead_letters, service, tokens
-from jobs.models import FINISHED_STATES, DeadLetter, JobState
+from jobs.models import FINISHED_STATES, JobState
 
 PAGE_SIZE = 50
 CHILDREN_SHOWN = 200
@@ -48,8 +47,7 @@ def job_page(job_id: uuid.UUID) -> tuple[str, int]:
     with runtime().sessions() as session:
         job = service.get(session, job_id)
         children = service.children_of(session, job_id, limit=CHILDREN_SHOWN + 1)
-        letters = session.scalars(select(DeadLetter).where(DeadLetter.job_id == job_id)).all()
-        trail = dead_letters.views(session, list(letters))
+        trail = dead_letters.views(session, dead_letters.letters_of(session, job_id))
     return page(
         "job.html",
         job=job,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from jobs import messages, service
 from jobs.audit import audit
 from jobs.catalogue import validate_payload
-from jobs.dead_letters.queries import Filter, get, matching
+from jobs.dead_letters.queries import Filter, get, letters_of, matching
 from jobs.errors import ConflictError, InvalidJobError
 from jobs.models import DeadLetter, DeadLetterState, Job, OutboxMessage, utcnow
 from jobs.settings import Settings
@@ -69,8 +69,7 @@ def retry_job(session: Session, job_id: uuid.UUID, *, actor: str) -> Job:
     """Retry a job by hand, audited; its waiting dead letters are resolved as requeued."""
     job = service.retry(session, job_id)
     audit(session, None, actor, "job-retry", None, {"job_id": str(job_id)})
-    waiting = select(DeadLetter).where(DeadLetter.job_id == job_id, DeadLetter.state == DeadLetterState.DEAD)
-    for letter in session.scalars(waiting):
+    for letter in letters_of(session, job_id, DeadLetterState.DEAD):
         letter.state = DeadLetterState.REQUEUED
         audit(session, letter.id, actor, "requeue", "the job was retried", {"job_id": str(job_id)})
     return job

@@ -94,6 +94,14 @@ def list_dead_letters(
     return list(session.scalars(statement.limit(limit)))
 
 
+def letters_of(session: Session, job_id: uuid.UUID, state: str | None = None) -> list[DeadLetter]:
+    """A job's dead letters (in ``state`` only, when given), oldest failure first."""
+    statement = select(DeadLetter).where(DeadLetter.job_id == job_id)
+    if state is not None:
+        statement = statement.where(DeadLetter.state == state)
+    return list(session.scalars(statement.order_by(DeadLetter.last_failed_at, DeadLetter.id)))
+
+
 def types_matching(session: Session, flt: Filter) -> list[str | None]:
     """The job types among the matching dead letters: what a bulk requeue would run again."""
     return list(session.scalars(matching(flt).with_only_columns(DeadLetter.type).distinct()))
