@@ -74,6 +74,14 @@ def wait_for_worker(backend: Backend) -> None:
     backend.wait_for_job(submit_and_publish(backend, "echo", {}), "succeeded", timeout=90)
 
 
+def with_one_worker(make: Callable[..., Backend], name: str, **overrides: str) -> Backend:
+    """A backend of the test's own (``own_backend``) with a one-process worker that runs jobs."""
+    backend = make(name, **overrides)
+    backend.start_worker(concurrency=1)
+    wait_for_worker(backend)
+    return backend
+
+
 @pytest.fixture(scope="session")
 def app(backend: Backend) -> Flask:
     return create_app(backend.settings)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_for_worker
+from tests.conftest import with_one_worker
 from tests.services import free_port
 from tests.support import Backend, stop_process, submit_and_publish, wait_until
 from tests.test_flower import LOGIN, get_json, listed_test_workers
@@ -31,9 +31,7 @@ def task_state(flower: str, job_id: str) -> Any:
 
 
 def test_a_restarted_flower_still_lists_what_ran_before(own_backend: Callable[..., Backend]) -> None:
-    backend = own_backend("rabbitmq", CONVEYOR_TASK_EVENTS="always")
-    backend.start_worker(concurrency=1)
-    wait_for_worker(backend)
+    backend = with_one_worker(own_backend, "rabbitmq", CONVEYOR_TASK_EVENTS="always")
     process, flower = start_flower(backend)
     wait_until(lambda: listed_test_workers(flower), 60, "Flower to list the worker")
     job_id = submit_and_publish(backend, "echo", {}, no_relay=True)

@@ -13,7 +13,7 @@ import pytest
 
 from jobs.errors import SettingsError
 from jobs.settings import load_settings
-from tests.conftest import wait_for_worker
+from tests.conftest import with_one_worker
 from tests.support import Backend, submit_and_publish
 from workers.app import make_celery
 from workers.recycling import Recycling, recycling
@@ -76,9 +76,7 @@ def run_leaks(backend: Backend, count: int, mb: int) -> list[int]:
 def test_a_leaking_handler_has_its_pool_process_replaced_at_the_memory_bound(
     own_backend: Callable[..., Backend],
 ) -> None:
-    backend = own_backend("rabbitmq", CONVEYOR_WORKER_MAX_MEMORY_MB="default=200")
-    backend.start_worker(concurrency=1)
-    wait_for_worker(backend)
+    backend = with_one_worker(own_backend, "rabbitmq", CONVEYOR_WORKER_MAX_MEMORY_MB="default=200")
 
     pids = run_leaks(backend, 12, mb=40)
 
@@ -91,9 +89,7 @@ def test_a_leaking_handler_has_its_pool_process_replaced_at_the_memory_bound(
 def test_a_pool_process_is_replaced_after_its_job_count_and_the_worker_says_so_at_start(
     own_backend: Callable[..., Backend],
 ) -> None:
-    backend = own_backend("embedded", CONVEYOR_WORKER_MAX_TASKS_PER_CHILD="2")
-    backend.start_worker(concurrency=1)
-    wait_for_worker(backend)
+    backend = with_one_worker(own_backend, "embedded", CONVEYOR_WORKER_MAX_TASKS_PER_CHILD="2")
 
     pids = run_leaks(backend, 6, mb=0)
 

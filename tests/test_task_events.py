@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from jobs.broker.config import control_app
-from tests.conftest import wait_for_worker
+from tests.conftest import with_one_worker
 from tests.support import Backend, submit_and_publish, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -49,10 +49,7 @@ def task_kinds(events: list[dict[str, Any]]) -> set[str]:
 
 
 def worker_with(own_backend: Callable[..., Backend], mode: str) -> Backend:
-    backend = own_backend("rabbitmq", CONVEYOR_TASK_EVENTS=mode)
-    backend.start_worker(concurrency=1)
-    wait_for_worker(backend)
-    return backend
+    return with_one_worker(own_backend, "rabbitmq", CONVEYOR_TASK_EVENTS=mode)
 
 
 def run_echo(backend: Backend) -> None:
